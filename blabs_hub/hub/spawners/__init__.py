@@ -1,0 +1,1 @@
+"""The two spawners: labs as local processes, or as Kubernetes pods. Same lab runtime."""

@@ -1,0 +1,42 @@
+"""Session-wide real services; see ``tests/harness.py`` for how each one starts and stops."""
+
+import shutil
+
+import pytest
+
+from tests.harness import PostgresCluster, RunningHub
+
+
+@pytest.fixture(scope="session")
+def hub_factory(tmp_path_factory):
+    """Start real hubs: ``hub_factory.start(extra_config="...", env={...})``.
+
+    Each hub gets its own folder and free ports; all are stopped at the end of the session.
+    """
+
+    class Factory:
+        def __init__(self):
+            self.hubs: list[RunningHub] = []
+
+        def create(self, extra_config: str = "", env: dict | None = None) -> RunningHub:
+            hub = RunningHub(tmp_path_factory.mktemp("hub"), extra_config, env or {})
+            self.hubs.append(hub)
+            return hub
+
+        def start(self, extra_config: str = "", env: dict | None = None) -> RunningHub:
+            return self.create(extra_config, env).start()
+
+    factory = Factory()
+    yield factory
+    for hub in factory.hubs:
+        hub.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A throwaway PostgreSQL 15 cluster for the session; ``postgres.new_database()``."""
+    if not shutil.which("initdb"):
+        pytest.fail("PostgreSQL's initdb is not on PATH: run `make test` (it installs it)")
+    cluster = PostgresCluster(tmp_path_factory.mktemp("postgres")).start()
+    yield cluster
+    cluster.stop()
