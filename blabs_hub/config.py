@@ -45,7 +45,20 @@ def _check_range(obj, proposal, env: str, low: int, high: int, meaning: str = ""
     return value
 
 
-class BlabsPaths(Configurable):
+class EnvConfigurable(Configurable):
+    """A Configurable whose options are all resolved, and validated, when it is created.
+
+    traitlets does not run ``@validate`` on computed defaults; a value that comes from the
+    environment must be checked all the same, and at start, not at first use.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for name in self.trait_names(config=True):
+            setattr(self, name, getattr(self, name))
+
+
+class BlabsPaths(EnvConfigurable):
     """Where Bretter Labs keeps its state on disk."""
 
     data_dir = Unicode(
@@ -90,7 +103,7 @@ class BlabsPaths(Configurable):
                 raise BlabsConfigError(f"BLABS_{name.upper()}={str(path)!r} is not writable")
 
 
-class CatalogDatabase(Configurable):
+class CatalogDatabase(EnvConfigurable):
     """The catalog database: images, templates and the settings row."""
 
     db_url = Unicode(
@@ -112,7 +125,7 @@ class CatalogDatabase(Configurable):
         return value
 
 
-class SettingsDefaults(Configurable):
+class SettingsDefaults(EnvConfigurable):
     """Initial values of the live settings row.
 
     These seed the catalog's ``settings`` row when it is first created; after that, admins
@@ -172,7 +185,7 @@ class SettingsDefaults(Configurable):
         return _check_range(self, proposal, "BLABS_REAPER_INTERVAL_SECONDS", 5, 3600)
 
 
-class HubNetwork(Configurable):
+class HubNetwork(EnvConfigurable):
     """Ports of the processes a one-machine deployment runs, all on loopback by default."""
 
     ip = Unicode(
@@ -233,10 +246,7 @@ def check_environment(config=None) -> dict:
     resolved = {}
     try:
         for cls in CONFIGURABLES:
-            obj = cls(config=config)
-            for name in obj.trait_names(config=True):
-                getattr(obj, name)
-            resolved[cls.__name__] = obj
+            resolved[cls.__name__] = cls(config=config)
     except (BlabsConfigError, TraitError) as e:
         print(f"blabs: configuration error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -1,7 +1,5 @@
 """Session-wide real services; see ``tests/harness.py`` for how each one starts and stops."""
 
-import shutil
-
 import pytest
 
 from tests.harness import PostgresCluster, RunningHub
@@ -35,8 +33,6 @@ def hub_factory(tmp_path_factory):
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory):
     """A throwaway PostgreSQL 15 cluster for the session; ``postgres.new_database()``."""
-    if not shutil.which("initdb"):
-        pytest.fail("PostgreSQL's initdb is not on PATH: run `make test` (it installs it)")
     cluster = PostgresCluster(tmp_path_factory.mktemp("postgres")).start()
     yield cluster
     cluster.stop()

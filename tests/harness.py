@@ -214,6 +214,17 @@ class RunningHub:
         return r.json()["token"]
 
 
+def pg_tool(name: str) -> str:
+    """A PostgreSQL program: on PATH, or in Debian's versioned folder (not on PATH there)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    if not candidates:
+        raise FileNotFoundError(f"PostgreSQL's {name} not found: run `make test` to install it")
+    return str(candidates[-1])
+
+
 class PostgresCluster:
     """A throwaway PostgreSQL cluster from Debian's package, on loopback.
 
@@ -236,14 +247,16 @@ class PostgresCluster:
             shutil.chown(self.root, "postgres")
             os.chmod(self.root, 0o700)
         subprocess.run(
-            self._as_owner(["initdb", "-D", str(self.datadir), "-U", "postgres", "-A", "trust"]),
+            self._as_owner(
+                [pg_tool("initdb"), "-D", str(self.datadir), "-U", "postgres", "-A", "trust"]
+            ),
             check=True,
             capture_output=True,
         )
         subprocess.run(
             self._as_owner(
                 [
-                    "pg_ctl",
+                    pg_tool("pg_ctl"),
                     "-D",
                     str(self.datadir),
                     "-l",
@@ -266,7 +279,16 @@ class PostgresCluster:
         name = f"blabs_test_{self._count}"
         subprocess.run(
             self._as_owner(
-                ["createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name]
+                [
+                    pg_tool("createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    name,
+                ]
             ),
             check=True,
             capture_output=True,

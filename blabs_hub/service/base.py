@@ -81,6 +81,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             "xsrf": self.xsrf_token.decode("ascii"),
             "xsrf_form_html": self.xsrf_form_html,
             "announcement": None,
+            # page.html asks the hub's spawner about its options form; we are not the hub.
+            "no_spawner_check": True,
         }
 
     def render_template(self, name: str, **ns) -> None:

@@ -1,0 +1,142 @@
+"""From what a user asked for to the lab they get: shared by both spawners.
+
+A lab is a named server; the user picks a template (the options form, ``?opt-template=``
+on a spawn URL, or ``{"user_options": {"template": "<slug>"}}`` over the REST API). When
+no template is named, the server's name is taken as the template's slug, so
+``/hub/spawn/<user>/<slug>`` starts that template directly. The decisions here are plain
+functions; :class:`TemplateChoice` only adds the catalog lookups and the HTTP error.
+"""
+
+from functools import cache
+from html import escape
+from pathlib import Path
+
+from sqlalchemy import select
+from tornado import web
+from traitlets import Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from ...catalog import Catalog, Image, Template
+from ...config import BlabsPaths, CatalogDatabase
+from ...lab.spec import LabSpec
+
+# QEMU's name for each stored image format (the catalog stores what the inspector found).
+QEMU_FORMATS = {"qcow2": "qcow2", "raw": "raw", "vhd": "vpc", "vpc": "vpc", "vhdx": "vhdx"}
+
+
+class LabOptionsError(ValueError):
+    """The user asked for a lab that cannot be started; the message says why, to them."""
+
+
+def requested_slug(user_options: dict | None, server_name: str) -> str:
+    """The template a spawn request names: ``template`` in its options, else the server name."""
+    options = user_options or {}
+    slug = options.get("template", server_name)
+    if isinstance(slug, list) and len(slug) == 1:  # form and query values arrive as lists
+        slug = slug[0]
+    if not isinstance(slug, str) or not slug:
+        raise LabOptionsError('choose a lab template (user_options: {"template": "<slug>"})')
+    return slug
+
+
+def check_template(slug: str, template: Template | None) -> Template:
+    """Refuse unknown, disabled and not-ready templates, in words a student understands."""
+    if template is None:
+        raise LabOptionsError(f"there is no lab template called {slug!r}")
+    if not template.enabled:
+        raise LabOptionsError(f"the lab template {slug!r} is disabled: ask your instructor")
+    if template.image is None or template.image.status != "ready":
+        raise LabOptionsError(f"the disk image of lab template {slug!r} is not ready yet")
+    return template
+
+
+def lab_spec_for(template: Template, images_dir: str | Path) -> LabSpec:
+    """The machine a template describes, with its image's path in the image store."""
+    image = template.image
+    return LabSpec(
+        slug=template.slug,
+        image_path=str(Path(images_dir) / image.filename),
+        image_format=QEMU_FORMATS.get(image.format or "", image.format or ""),
+        cpus=template.cpus,
+        memory_mib=template.memory_mib,
+        firmware=template.firmware,
+        disk_bus=template.disk_bus,
+        network=template.network,
+        guest_profile=template.guest_profile,
+        max_session_minutes=template.max_session_minutes,
+    )
+
+
+def render_picker(templates: list[Template], selected: str = "") -> str:
+    """The options form: one radio button per enabled template."""
+    if not templates:
+        return '<p class="alert alert-info">No lab templates are available yet.</p>'
+    rows = []
+    for t in templates:
+        checked = " checked" if t.slug == selected or (not selected and t is templates[0]) else ""
+        rows.append(
+            f'<div class="form-check mb-2">'
+            f'<input class="form-check-input" type="radio" name="template" '
+            f'id="template-{escape(t.slug)}" value="{escape(t.slug)}"{checked}>'
+            f'<label class="form-check-label" for="template-{escape(t.slug)}">'
+            f"<strong>{escape(t.title)}</strong> · {t.cpus} CPU · {t.memory_mib // 1024 or 1} GiB"
+            f'<br><small class="text-muted">{escape(t.description or "")}</small></label></div>'
+        )
+    return "<fieldset><legend>Choose a lab</legend>" + "".join(rows) + "</fieldset>"
+
+
+@cache
+def _catalog(url: str) -> Catalog:
+    return Catalog(url)
+
+
+class TemplateChoice(LoggingConfigurable):
+    """The catalog as the hub sees it: enabled templates and the one a spawn asks for."""
+
+    db_url = Unicode(help="The catalog database (default: CatalogDatabase.db_url).").tag(
+        config=True
+    )
+
+    @default("db_url")
+    def _default_db_url(self):
+        return CatalogDatabase(config=self.config).db_url
+
+    images_dir = Unicode(help="The image store (default: BlabsPaths.images_dir).").tag(config=True)
+
+    @default("images_dir")
+    def _default_images_dir(self):
+        return BlabsPaths(config=self.config).images_dir
+
+    @property
+    def catalog(self) -> Catalog:
+        return _catalog(self.db_url)
+
+    def enabled_templates(self) -> list[Template]:
+        with self.catalog.session() as db:
+            query = (
+                select(Template)
+                .join(Image)
+                .where(Template.enabled.is_(True), Image.status == "ready")
+                .order_by(Template.title)
+            )
+            return list(db.execute(query).scalars())
+
+    def find(self, slug: str) -> Template | None:
+        with self.catalog.session() as db:
+            template = db.execute(
+                select(Template).where(Template.slug == slug)
+            ).scalar_one_or_none()
+            if template is not None:
+                template.image  # noqa: B018 (load it while the session is open)
+            return template
+
+    def spec_for_request(self, user_options: dict | None, server_name: str) -> LabSpec:
+        """The lab to start for a spawn request, or a 400 naming the problem."""
+        try:
+            slug = requested_slug(user_options, server_name)
+            template = check_template(slug, self.find(slug))
+        except LabOptionsError as e:
+            raise web.HTTPError(400, str(e)) from None
+        # A missing image file is the launcher's to report, as a failed stage in the
+        # progress page: it is a fault of the deployment, not of the request.
+        return lab_spec_for(template, self.images_dir)

@@ -1,0 +1,32 @@
+"""The lab runtime's stages as events for JupyterHub's spawn-progress bar."""
+
+# How far along each stage is, in percent, as the progress bar shows it.
+STAGE_PROGRESS = {
+    "preparing-disk": 20,
+    "booting": 50,
+    "console-ready": 90,
+    "failed": 100,
+    "stopped": 100,
+}
+
+STAGE_TITLES = {
+    "preparing-disk": "Preparing the lab's disk",
+    "booting": "Starting the virtual machine",
+    "console-ready": "Console ready",
+    "failed": "The lab could not start",
+    "stopped": "The lab stopped",
+}
+
+
+def stage_event(stage: dict) -> dict:
+    """One launcher stage (a line of ``status.jsonl``) as a JupyterHub progress event."""
+    name = stage.get("stage", "")
+    title = STAGE_TITLES.get(name, name.replace("-", " ").capitalize())
+    message = stage.get("message") or ""
+    text = f"{title}: {message}" if message and message != title else title
+    if stage.get("slow_mode"):
+        text += " (slow mode: no hardware acceleration on this host)"
+    event = {"progress": STAGE_PROGRESS.get(name, 50), "message": text}
+    if name == "failed":
+        event["failed"] = True
+    return event
