@@ -78,7 +78,11 @@ class Qemu:
     def start(self) -> "Qemu":
         log = open(self.lab.workdir / "qemu.log", "wb")  # noqa: SIM115 - lives with the process
         self.process = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT)
-        wait_for(lambda: unix_accepts(self.lab.spice_socket), 15, "QEMU's SPICE socket")
+        try:
+            wait_for(lambda: unix_accepts(self.lab.spice_socket), 15, "QEMU's SPICE socket")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -107,10 +111,14 @@ class Relay:
                 "--activity-interval", str(self.activity_interval)]  # fmt: skip
         log = open(self.log_path, "wb")  # noqa: SIM115 - lives with the process
         self.process = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        if self.port:
-            wait_for(lambda: tcp_accepts(self.port), 15, "the relay's port")
-        else:
-            wait_for(lambda: unix_accepts(self.listen), 15, "the relay's socket")
+        try:
+            if self.port:
+                wait_for(lambda: tcp_accepts(self.port), 15, "the relay's port")
+            else:
+                wait_for(lambda: unix_accepts(self.listen), 15, "the relay's socket")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:

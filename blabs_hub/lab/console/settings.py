@@ -9,12 +9,11 @@ import os
 from pathlib import Path
 
 from traitlets import Integer, TraitError, Unicode, default, validate
-from traitlets.config import Configurable
 
-from blabs_hub.config import _check_range, env_int, env_value
+from blabs_hub.config import EnvConfigurable, _check_range, env_int, env_value
 
 
-class ConsoleSettings(Configurable):
+class ConsoleSettings(EnvConfigurable):
     """Where the console finds its lab and how often it reports input to the hub."""
 
     lab_workdir = Unicode(
