@@ -16,6 +16,8 @@ from pathlib import Path
 from blabs_hub import config as blabs_config
 from blabs_hub.catalog import Catalog
 from blabs_hub.hub import rbac
+from blabs_hub.hub.home import lab_cards
+from blabs_hub.hub.spawners.options import TemplateChoice
 from blabs_hub.resources import chp_command, templates_dir
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
@@ -49,6 +51,7 @@ c.JupyterHub.db_url = (
 )
 c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
 c.JupyterHub.template_paths = [str(templates_dir())]
+c.JupyterHub.template_vars = {"blabs_templates": lab_cards(TemplateChoice(config=c))}
 
 # --- users and permissions ----------------------------------------------------------------
 c.JupyterHub.authenticator_class = "blabs"

@@ -12,7 +12,7 @@ from tornado import httpserver, ioloop, web
 from ..catalog import Catalog
 from ..config import check_environment
 from .base import make_jinja_env
-from .handlers import HealthHandler, HomePage, WhoAmIHandler
+from .handlers import HealthHandler, HomePage, StopLabPage, WhoAmIHandler
 
 log = logging.getLogger("blabs.service")
 
@@ -27,6 +27,7 @@ def routes(prefix: str) -> list:
         (at("health"), HealthHandler),
         (at("oauth_callback"), HubOAuthCallbackHandler),
         (at("api/whoami"), WhoAmIHandler),
+        (at(r"labs/([a-z0-9][a-z0-9-]{0,29})/stop"), StopLabPage),
         (prefix, HomePage),
     ]
 
