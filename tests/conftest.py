@@ -31,8 +31,8 @@ def hub_factory(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory):
+def postgres():
     """A throwaway PostgreSQL 15 cluster for the session; ``postgres.new_database()``."""
-    cluster = PostgresCluster(tmp_path_factory.mktemp("postgres")).start()
+    cluster = PostgresCluster().start()
     yield cluster
     cluster.stop()

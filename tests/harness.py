@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -231,9 +232,11 @@ class PostgresCluster:
     PostgreSQL refuses to run as root, so as root the cluster belongs to ``postgres``.
     """
 
-    def __init__(self, root: Path):
-        self.root = root
-        self.datadir = root / "pgdata"
+    def __init__(self):
+        # Not under pytest's temp folder: that is private to root, and the server runs as
+        # ``postgres``. Removed again by stop().
+        self.root = Path(tempfile.mkdtemp(prefix="blabs-pg-"))
+        self.datadir = self.root / "pgdata"
         self.port = free_port()
         self.pid: int | None = None
         self._count = 0
@@ -242,7 +245,6 @@ class PostgresCluster:
         return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
 
     def start(self) -> "PostgresCluster":
-        self.root.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres")
             os.chmod(self.root, 0o700)
@@ -300,3 +302,4 @@ class PostgresCluster:
             # SIGINT is PostgreSQL's "fast shutdown".
             stop_pid(self.pid, signal.SIGINT, timeout=30)
             self.pid = None
+        shutil.rmtree(self.root, ignore_errors=True)

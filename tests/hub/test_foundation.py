@@ -146,3 +146,25 @@ def test_unwritable_data_dir_stops_the_hub_naming_it(hub_factory, tmp_path):
     )
     assert result.returncode != 0
     assert "BLABS_DATA_DIR" in result.stderr and "cannot be created" in result.stderr
+
+
+@pytest.mark.postgres
+def test_hub_and_catalog_share_one_postgresql_database(hub_factory, postgres):
+    from sqlalchemy import create_engine, inspect, text
+
+    url = postgres.new_database()
+    hub = hub_factory.start(DUMMY_AUTH, env={"BLABS_DB_URL": url, "BLABS_HUB_DB_URL": url})
+    assert requests.get(f"{hub.url}/services/blabs/health", timeout=10).status_code == 200
+    engine = create_engine(url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        # JupyterHub's tables and ours side by side, each with its own migration history.
+        assert {"users", "alembic_version"} <= tables
+        assert {"blabs_images", "blabs_templates", "blabs_settings"} <= tables
+        assert "blabs_alembic_version" in tables
+        hub.restart()
+        with engine.connect() as db:
+            assert db.execute(text("select count(*) from blabs_settings")).scalar() == 1
+    finally:
+        engine.dispose()
+        hub.stop()
