@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -47,6 +48,12 @@ class Image(Base):
     error: Mapped[str | None] = mapped_column(Text)
     uploaded_by: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # While uploading: the upload's secret-free handle (URL id) and the size the client
+    # declared; the bytes received so far are the length of the temp file, nothing else.
+    upload_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    declared_size: Mapped[int | None] = mapped_column(BigInteger)
+    # Progress of the current stage (converting), 0..1; None when there is nothing to show.
+    progress: Mapped[float | None] = mapped_column(Float)
 
     templates: Mapped[list["Template"]] = relationship(back_populates="image")
 
