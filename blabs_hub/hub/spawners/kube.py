@@ -1,18 +1,147 @@
-"""Labs as Kubernetes pods (not built yet: see the README's status table)."""
+"""Labs as Kubernetes pods: KubeSpawner with a template picker and a lab pod.
 
-from jupyterhub.spawner import Spawner
+Thin on purpose. Everything a lab pod is made of comes from the pure builders in
+:mod:`.pod`, handed to KubeSpawner through its own traits (as a z2jh profile's
+``kubespawner_override`` would be); KubeSpawner keeps doing the Kubernetes work (manifest,
+create with retries, watch, delete, state across hub restarts). What is added here:
+
+- the template choice (shared with the local spawner, :mod:`.options`): unknown or
+  disabled template → 400 with a message;
+- the lab pod: ``console`` + ``vm`` containers, scratch emptyDir, read-only image PVC;
+- a start that fails fast and says why (image pull error, OOMKilled, crash loop), and a
+  timeout that names what the pod waited for, instead of "did not start in N seconds";
+- a poll that also watches the ``vm`` container: a VM that exits ends the lab.
+"""
+
+import asyncio
+import time
+
+from kubespawner import KubeSpawner
+from tornado import web
+from traitlets import Instance, default
+
+from .options import TemplateChoice, render_picker, requested_slug
+from .pod import (
+    CONSOLE_CONTAINER,
+    VM_CONTAINER,
+    KubeLab,
+    finish_pod,
+    merge_overrides,
+    pending_reason,
+    pod_failure,
+    spawner_overrides,
+)
 
 
-class BlabsKubeSpawner(Spawner):
-    """Placeholder so the entry point resolves; starting a lab says it is not built yet."""
+class LabStartError(RuntimeError):
+    """A lab pod that cannot start; the message is for the student and the admin."""
 
-    async def start(self):
-        raise NotImplementedError(
-            "BlabsKubeSpawner is not built yet: use the local spawner (BLABS_SPAWNER=blabs-local)"
-        )
+
+class BlabsKubeSpawner(KubeSpawner):
+    """Starts one lab (a VM pod) per named server, from an admin-defined template."""
+
+    templates = Instance(TemplateChoice)
+
+    @default("templates")
+    def _default_templates(self):
+        return TemplateChoice(parent=self)
+
+    lab = Instance(KubeLab)
+
+    @default("lab")
+    def _default_lab(self):
+        return KubeLab(parent=self)
+
+    @default("default_url")
+    def _default_default_url(self):
+        return "/console/"
+
+    # --- the template choice, as in the local spawner ------------------------------------
+
+    @default("options_form")
+    def _default_options_form(self):
+        return self._render_options_form
+
+    def _render_options_form(self, spawner):
+        return render_picker(self.templates.enabled_templates(), selected=self.name)
+
+    def options_from_form(self, formdata):
+        return {"template": requested_slug(formdata, self.name)}
+
+    def options_from_query(self, query_data):
+        return self.options_from_form(query_data)
+
+    async def load_user_options(self):
+        """Site profiles first (KubeSpawner's), then the lab the template describes."""
+        await super().load_user_options()
+        spec = self.templates.spec_for_request(self.user_options, self.name)
+        overrides = spawner_overrides(spec, self.lab, self.image, self.templates.images_dir)
+        current = {name: getattr(self, name) for name in overrides}
+        for name, value in merge_overrides(current, overrides).items():
+            setattr(self, name, value)
+        self.log.info("Lab %s: template %s, pod %s", self._log_name, spec.slug, self.pod_name)
+
+    async def get_pod_manifest(self):
+        return finish_pod(await super().get_pod_manifest())
+
+    # --- start: fail fast, time out in words ---------------------------------------------
+
+    async def _start(self):
+        """KubeSpawner's start, watched: a pod that cannot become ready stops the spawn."""
+        started = time.monotonic()
+        # Give up a little before the hub does, so the message is ours, not "Timeout".
+        deadline = started + max(self.start_timeout * 0.9, self.start_timeout - 5)
+        kube_start = asyncio.ensure_future(super()._start())
+        try:
+            while not kube_start.done():
+                pod = self._my_pod()
+                failure = pod_failure(pod)
+                if failure or time.monotonic() > deadline:
+                    kube_start.cancel()
+                    message = failure or (
+                        f"it was not ready after {time.monotonic() - started:.0f} s: "
+                        f"{pending_reason(pod, self.events)}"
+                    )
+                    raise LabStartError(f"The lab could not start: {message}")
+                await asyncio.wait({kube_start}, timeout=0.5)
+            return kube_start.result()
+        except web.HTTPError:
+            raise  # a refused request: no pod was made
+        except BaseException:
+            kube_start.cancel()
+            await self._delete_pod_quietly()
+            raise
+
+    def _my_pod(self) -> dict | None:
+        reflector = self.pod_reflector
+        if reflector is None:
+            return None
+        return reflector.pods.get(f"{self.namespace}/{self.pod_name}")
+
+    async def _delete_pod_quietly(self) -> None:
+        """Remove a failed lab's pod; a failure to do so is logged, not raised over the cause."""
+        try:
+            await self.stop(now=True)
+        except Exception:
+            self.log.exception("Lab %s: could not delete pod %s", self._log_name, self.pod_name)
+
+    # --- poll: the lab ends when either container does -----------------------------------
 
     async def poll(self):
-        return 0
-
-    async def stop(self, now=False):
+        status = await super().poll()
+        if status is not None:
+            return status
+        pod = self._my_pod()
+        for cs in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+            terminated = (cs.get("state") or {}).get("terminated")
+            if cs.get("name") in (VM_CONTAINER, CONSOLE_CONTAINER) and terminated:
+                self.log.info(
+                    "Lab %s: container %s ended (%s)",
+                    self._log_name,
+                    cs["name"],
+                    terminated.get("reason"),
+                )
+                if self.delete_stopped_pods:
+                    await self.stop(now=True)
+                return terminated.get("exitCode", 1)
         return None
