@@ -1,0 +1,1 @@
+"""Demo content: a small real guest image built from Debian packages."""

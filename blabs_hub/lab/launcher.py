@@ -1,0 +1,446 @@
+"""The launcher: one process per lab that owns its VM from disk preparation to cleanup.
+
+``python -m blabs_hub.lab.launcher --workdir DIR [--spec FILE]`` (the spec is JSON, from
+``--spec`` or ``$BLABS_LAB_SPEC``, which holds JSON or a file path). It reports stages to
+``DIR/status.jsonl`` (see :mod:`blabs_hub.lab.status`):
+
+``preparing-disk`` → ``booting`` (with ``accel``, ``slow_mode``, ``accel_reason``,
+``qemu_pid``) → ``console-ready`` → ``stopped`` (SIGTERM/SIGINT, or the guest shut itself
+down; exit 0) or ``failed`` (missing image, QEMU exited, SPICE never came up, the VM hit an
+internal error; exit 1).
+
+Whatever the ending, QEMU (its child) is gone and the overlay, sockets, firmware vars and
+TPM state are deleted before the final stage is written, so "stopped" or "failed" means
+"nothing left". QEMU gets ``PR_SET_PDEATHSIG`` so that it dies with a SIGKILLed launcher
+too (the lab folder is then the spawner's to delete), and an environment reduced to an
+allowlist, so the hub's token (``JUPYTERHUB_API_TOKEN``) never reaches a guest's emulator.
+"""
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from qemu.qmp import EventListener, QMPClient, Runstate
+from traitlets import TraitError
+
+from blabs_hub.config import BlabsConfigError
+from blabs_hub.lab import disk
+from blabs_hub.lab.accel import AccelChoice, resolve_accel_async
+from blabs_hub.lab.config import LabRuntime
+from blabs_hub.lab.qemu import FirmwareFiles, build_qemu_argv, swtpm_argv
+from blabs_hub.lab.spec import LabPaths, LabSpec
+from blabs_hub.lab.status import write_stage
+
+# What QEMU and swtpm may see of the launcher's environment. TZ matters for Windows'
+# local-time clock; nothing else here is needed, and everything else may be a secret.
+ENV_ALLOWLIST = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR")
+# Runstates after which the VM will not make progress by itself.
+FATAL_RUNSTATES = ("internal-error", "guest-panicked", "io-error", "shutdown")
+PR_SET_PDEATHSIG = 1
+STDERR_LINES = 30
+
+
+class LaunchFailed(Exception):
+    """The lab cannot run; the message is shown to the student and names the cause."""
+
+
+@dataclass(frozen=True)
+class LabFiles:
+    """Files of a lab beyond :class:`LabPaths`: UEFI vars copy and TPM state."""
+
+    paths: LabPaths
+
+    @property
+    def efi_vars(self) -> Path:
+        return self.paths.workdir / "efivars.fd"
+
+    @property
+    def tpm_dir(self) -> Path:
+        return self.paths.workdir / "tpm"
+
+    @property
+    def tpm_socket(self) -> Path:
+        return self.paths.workdir / "swtpm.sock"
+
+
+def child_environment(environ: dict) -> dict:
+    """The environment of QEMU and swtpm (pure): the allowlist and ``LC_*`` only."""
+    return {k: v for k, v in environ.items() if k in ENV_ALLOWLIST or k.startswith("LC_")}
+
+
+def firmware_files_for(spec: LabSpec, ovmf_dir: Path, efi_vars: Path):
+    """``(FirmwareFiles, vars template)`` for UEFI specs, ``(None, None)`` for BIOS (pure)."""
+    if spec.firmware == "bios":
+        return None, None
+    ovmf_dir = Path(ovmf_dir)
+    if spec.firmware == "uefi-secure-tpm":
+        # secboot code + Microsoft keys enrolled: Windows 11 boots with secure boot on.
+        code, template, secure = "OVMF_CODE_4M.secboot.fd", "OVMF_VARS_4M.ms.fd", True
+    else:
+        code, template, secure = "OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd", False
+    return FirmwareFiles(ovmf_dir / code, efi_vars, secure), ovmf_dir / template
+
+
+def _die_with_parent(parent_pid: int):
+    """preexec_fn: SIGKILL the child when the launcher dies, however it dies."""
+
+    def preexec():
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:  # the launcher died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+class Launcher:
+    """Runs one lab; :meth:`run` returns the process exit status."""
+
+    def __init__(self, spec: LabSpec, paths: LabPaths, runtime: LabRuntime):
+        self.spec = spec
+        self.paths = paths
+        self.files = LabFiles(paths)
+        self.runtime = runtime
+        self.stop_requested = asyncio.Event()
+        self.qemu: asyncio.subprocess.Process | None = None
+        self.swtpm: asyncio.subprocess.Process | None = None
+        self.qmp = None
+        self.output = collections.deque(maxlen=STDERR_LINES)
+        self.shutdown_reason: str | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    # --- the whole life of a lab -------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_requested.set)
+        try:
+            stage, message = await self._run_lab()
+        except LaunchFailed as e:
+            stage, message = "failed", str(e)
+        except Exception as e:  # a launcher bug must still clean up and say so
+            stage, message = "failed", f"launcher error: {type(e).__name__}: {e}"
+        await self._cleanup()
+        write_stage(self.paths, stage, message)
+        print(f"blabs-launcher: {stage}: {message}", file=sys.stderr, flush=True)
+        return 0 if stage == "stopped" else 1
+
+    async def _run_lab(self) -> tuple[str, str]:
+        started = time.monotonic()
+        write_stage(self.paths, "preparing-disk", "Preparing the lab's disk")
+        base = Path(self.spec.image_path)
+        try:
+            await asyncio.to_thread(
+                disk.create_overlay,
+                base,
+                self.spec.image_format,
+                self.paths.overlay,
+                qemu_img=self.runtime.qemu_img_binary,
+            )
+        except disk.DiskError as e:
+            raise LaunchFailed(str(e)) from None
+        if self.stop_requested.is_set():
+            return "stopped", "Lab stopped before it booted"
+        choice = await resolve_accel_async(
+            self.runtime.accel,
+            qemu_binary=self.runtime.qemu_binary,
+            cache_file=Path(self.runtime.accel_cache_file),
+        )
+        argv = await self._prepare_machine(choice)
+        await self._start_qemu(argv)
+        message = "Booting the VM"
+        if choice.slow_mode:
+            message += f" in slow mode (software emulation): {choice.reason}"
+        write_stage(
+            self.paths,
+            "booting",
+            message,
+            accel=choice.accel,
+            slow_mode=choice.slow_mode,
+            accel_reason=choice.reason,
+            qemu_pid=self.qemu.pid,
+        )
+        ended = await self._wait_for_console()
+        if ended:
+            return ended
+        write_stage(
+            self.paths,
+            "console-ready",
+            "The console is ready",
+            qemu_pid=self.qemu.pid,
+            seconds=round(time.monotonic() - started, 3),
+        )
+        return await self._watch()
+
+    # --- steps ---------------------------------------------------------------------------
+
+    async def _prepare_machine(self, choice: AccelChoice) -> list[str]:
+        firmware, vars_template = firmware_files_for(
+            self.spec, Path(self.runtime.ovmf_dir), self.files.efi_vars
+        )
+        if firmware is not None:
+            for needed in (firmware.code, vars_template):
+                if not os.access(needed, os.R_OK):
+                    raise LaunchFailed(f"UEFI firmware file {needed} is missing or unreadable")
+            shutil.copyfile(vars_template, firmware.vars)
+        tpm_socket = None
+        if self.spec.firmware == "uefi-secure-tpm":
+            tpm_socket = await self._start_swtpm()
+        argv = build_qemu_argv(
+            self.spec,
+            self.paths,
+            accel=choice.accel,
+            qemu_binary=self.runtime.qemu_binary,
+            firmware_files=firmware,
+            tpm_socket=tpm_socket,
+            tcg_cpu_model=self.runtime.tcg_cpu_model,
+        )
+        return argv + list(self.runtime.qemu_extra_args)
+
+    async def _spawn(self, argv: list[str]) -> asyncio.subprocess.Process:
+        try:
+            return await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=child_environment(dict(os.environ)),
+                cwd=self.paths.workdir,
+                preexec_fn=_die_with_parent(os.getpid()),
+                # Own process group: a Ctrl-C in a terminal reaches the launcher only, which
+                # then stops QEMU in order instead of racing it.
+                process_group=0,
+            )
+        except OSError as e:
+            raise LaunchFailed(f"cannot run {argv[0]}: {e.strerror}") from None
+
+    async def _start_swtpm(self) -> Path:
+        self.files.tpm_dir.mkdir(exist_ok=True)
+        self.files.tpm_socket.unlink(missing_ok=True)
+        argv = swtpm_argv(self.runtime.swtpm_binary, self.files.tpm_dir, self.files.tpm_socket)
+        self.swtpm = await self._spawn(argv)
+        self._tasks.append(asyncio.ensure_future(self._drain(self.swtpm, "swtpm")))
+        deadline = time.monotonic() + 5
+        while not self.files.tpm_socket.exists():
+            if self.swtpm.returncode is not None or time.monotonic() > deadline:
+                raise LaunchFailed(f"the software TPM did not start: {self._output_tail()}")
+            await asyncio.sleep(0.02)
+        return self.files.tpm_socket
+
+    async def _start_qemu(self, argv: list[str]) -> None:
+        for sock in (self.paths.spice_socket, self.paths.qmp_socket):
+            sock.unlink(missing_ok=True)
+        print("blabs-launcher: starting " + " ".join(argv), file=sys.stderr, flush=True)
+        self.qemu = await self._spawn(argv)
+        self._tasks.append(asyncio.ensure_future(self._drain(self.qemu, "qemu")))
+
+    async def _drain(self, proc: asyncio.subprocess.Process, name: str) -> None:
+        """Keep the last lines of a child's output for the failure message, and log them."""
+        while line := await proc.stdout.readline():
+            text = line.decode(errors="replace").rstrip()
+            self.output.append(text)
+            print(f"{name}: {text}", file=sys.stderr, flush=True)
+
+    async def _wait_for_console(self) -> tuple[str, str] | None:
+        """Wait for the SPICE socket to accept; the ending instead if the lab ended first."""
+        timeout = self.runtime.console_timeout_seconds
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.stop_requested.is_set():
+                return "stopped", "Lab stopped while booting"
+            if self.qemu.returncode is not None:
+                raise LaunchFailed(await self._exit_cause())
+            if await _accepts(self.paths.spice_socket):
+                return None
+            if time.monotonic() > deadline:
+                raise LaunchFailed(
+                    f"the VM's console (SPICE socket) did not appear within {timeout:g} s"
+                )
+            await asyncio.sleep(0.02)
+
+    async def _watch(self) -> tuple[str, str]:
+        """Run until a stop is requested, QEMU exits, or QMP reports a dead VM."""
+        exited = asyncio.ensure_future(self.qemu.wait())
+        stop = asyncio.ensure_future(self.stop_requested.wait())
+        events = asyncio.ensure_future(self._watch_qmp())
+        waiting = {exited, stop, events}
+        try:
+            while True:
+                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if stop in done:
+                    return "stopped", "Lab stopped"
+                if exited in done:
+                    if self.shutdown_reason == "guest-shutdown":
+                        return "stopped", "The VM was shut down from inside"
+                    raise LaunchFailed(await self._exit_cause())
+                if events in done and events.result():
+                    raise LaunchFailed(events.result())
+                # QMP went away without a verdict: QEMU's exit will tell.
+        finally:
+            for task in (exited, stop, events):
+                task.cancel()
+
+    async def _watch_qmp(self) -> str | None:
+        """A failure message when the VM stops for good; None when QMP disconnects."""
+        try:
+            self.qmp = await self._connect_qmp()
+            listener = EventListener()
+            with self.qmp.listen(listener):
+                status = (await self.qmp.execute("query-status"))["status"]
+                if status in FATAL_RUNSTATES:
+                    return await self._runstate_cause(status)
+                async for event in listener:
+                    name = event["event"]
+                    if name == "SHUTDOWN":
+                        self.shutdown_reason = event.get("data", {}).get("reason")
+                    elif name in ("STOP", "GUEST_PANICKED"):
+                        status = (await self.qmp.execute("query-status"))["status"]
+                        if status in FATAL_RUNSTATES:
+                            return await self._runstate_cause(status)
+        except Exception as e:  # noqa: BLE001 - QMP is advisory; the process exit is not
+            print(f"blabs-launcher: QMP watch ended: {e!r}", file=sys.stderr, flush=True)
+        return None
+
+    async def _connect_qmp(self, timeout: float = 10) -> QMPClient:
+        """Connect to QMP; its socket may appear a little after SPICE's."""
+        deadline = time.monotonic() + timeout
+        while True:
+            client = QMPClient(f"blabs-{self.spec.slug}")
+            try:
+                await asyncio.wait_for(client.connect(str(self.paths.qmp_socket)), 2)
+                return client
+            except Exception:
+                if time.monotonic() > deadline or self.qemu.returncode is not None:
+                    raise
+            await asyncio.sleep(0.05)
+
+    async def _exit_cause(self) -> str:
+        """Why QEMU exited, from its status and the last lines it printed."""
+        rc = await self.qemu.wait()
+        for task in self._tasks:  # let the drain tasks read the last output
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(task), 1)
+        if rc < 0:
+            cause = f"QEMU was killed by signal {signal.Signals(-rc).name}"
+        else:
+            cause = f"QEMU exited with status {rc}"
+        tail = self._output_tail()
+        return f"{cause}: {tail}" if tail else cause
+
+    async def _runstate_cause(self, status: str) -> str:
+        """A dead VM's status, with QEMU's own error line (e.g. "KVM internal error")."""
+        await asyncio.sleep(0.2)  # QEMU prints the error as it stops; let the drain read it
+        errors = [line.strip() for line in self.output if "error" in line.lower()]
+        return f"the VM stopped: QEMU status {status}" + (f": {errors[0]}" if errors else "")
+
+    def _output_tail(self, lines: int = 3) -> str:
+        return " | ".join(line.strip() for line in list(self.output)[-lines:] if line.strip())
+
+    # --- cleanup ---------------------------------------------------------------------------
+
+    async def _cleanup(self) -> None:
+        """Stop QEMU (QMP quit, then SIGKILL), stop swtpm, delete every file of the lab."""
+        if self.qemu is not None and self.qemu.returncode is None:
+            if self.qmp is not None and self.qmp.runstate == Runstate.RUNNING:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.qmp.execute("quit"), 2)
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    self.qemu.terminate()
+            await _wait_or_kill(self.qemu, self.runtime.stop_timeout_seconds)
+        if self.qmp is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.qmp.disconnect(), 2)
+        if self.swtpm is not None and self.swtpm.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.swtpm.terminate()
+            await _wait_or_kill(self.swtpm, 2)
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        disk.remove_overlay(self.paths.overlay)
+        for path in (
+            self.paths.spice_socket,
+            self.paths.qmp_socket,
+            self.files.tpm_socket,
+            self.files.efi_vars,
+        ):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(self.files.tpm_dir, ignore_errors=True)
+
+
+async def _wait_or_kill(proc: asyncio.subprocess.Process, timeout: float) -> None:
+    try:
+        await asyncio.wait_for(proc.wait(), timeout)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+async def _accepts(sock: Path) -> bool:
+    """True when something accepts connections on unix socket ``sock``."""
+    if not sock.exists():
+        return False
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(sock)), 1)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+    return True
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+def load_spec(spec_file: str | None, environ: dict) -> LabSpec:
+    """The spec from ``--spec FILE``, else ``$BLABS_LAB_SPEC`` (JSON text or a file path)."""
+    if spec_file:
+        return LabSpec.from_json(Path(spec_file).read_text())
+    raw = environ.get("BLABS_LAB_SPEC", "").strip()
+    if not raw:
+        raise ValueError("no lab spec: pass --spec FILE or set BLABS_LAB_SPEC")
+    if raw.startswith("{"):
+        return LabSpec.from_json(raw)
+    return LabSpec.from_json(Path(raw).read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m blabs_hub.lab.launcher", description="Run one lab's VM."
+    )
+    parser.add_argument("--workdir", required=True, help="the lab's scratch folder")
+    parser.add_argument("--spec", help="lab spec JSON file (default: $BLABS_LAB_SPEC)")
+    args = parser.parse_args(argv)
+    paths = LabPaths(Path(args.workdir).absolute())
+    try:
+        paths.workdir.mkdir(parents=True, exist_ok=True)
+        paths.check()
+        spec = load_spec(args.spec, dict(os.environ))
+        runtime = LabRuntime()
+        for name in runtime.trait_names(config=True):
+            getattr(runtime, name)
+    except (OSError, ValueError, BlabsConfigError, TraitError) as e:
+        message = f"cannot start the lab: {e}"
+        with contextlib.suppress(OSError):
+            write_stage(paths, "failed", message)
+        print(f"blabs-launcher: {message}", file=sys.stderr)
+        return 2
+    return asyncio.run(Launcher(spec, paths, runtime).run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
