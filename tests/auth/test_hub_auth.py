@@ -132,7 +132,7 @@ def test_the_change_signs_in_and_lands_on_home(hub, state):
     browser = FormClient(hub)
     r = browser.change("admin", "admin", NEW_ADMIN_PASSWORD)
     assert r.status_code == 302, r.text[:500]
-    assert r.headers["Location"].startswith("/hub/")
+    assert r.headers["Location"] == "/hub/home"
     assert any(c.name.startswith("jupyterhub-hub-login") for c in browser.s.cookies)
     home = browser.get("/hub/home")
     assert home.status_code == 200 and "/hub/login" not in home.url

@@ -80,7 +80,7 @@ class BlabsLoginHandler(_AuthPage, LoginHandler):
         self._jupyterhub_user = user
         cred = store.get(self.db, user.name)
         hubsync.sync_user(self.db, user.orm_user, cred)
-        self.redirect(self.get_next_url(user))
+        self.redirect(self.get_next_url(user, default=self.hub.base_url + "home"))
 
 
 class ChangePasswordHandler(_AuthPage, BaseHandler):
@@ -150,7 +150,7 @@ class ChangePasswordHandler(_AuthPage, BaseHandler):
         self._jupyterhub_user = user
         hubsync.sync_user(self.db, user.orm_user, store.get(self.db, user.name))
         _forget_refresh(self, user.orm_user)
-        self.redirect(self.get_next_url(user))
+        self.redirect(self.get_next_url(user, default=self.hub.base_url + "home"))
 
 
 class AccountsHandler(BaseHandler):
