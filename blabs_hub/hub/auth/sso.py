@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable, Mapping
 
 from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthCallbackHandler
 from traitlets import Set, TraitError, Unicode, default, validate
 
 from ...config import BlabsConfigError, env_value
@@ -71,6 +72,17 @@ def _env_set(name: str) -> set[str]:
     return {g.strip() for g in os.environ.get(name, "").split(",") if g.strip()}
 
 
+class BlabsOIDCCallbackHandler(OAuthCallbackHandler):
+    """oauthenticator's callback, plus ``blabs-admin`` in step with the admin flag the
+    provider's groups just set (``add_user`` runs before the flag is applied)."""
+
+    async def login_user(self, data=None):
+        user = await super().login_user(data)
+        if user is not None:
+            hubsync.sync_user(self.db, user.orm_user, None)
+        return user
+
+
 class BlabsOIDCAuthenticator(GenericOAuthenticator):
     """GenericOAuthenticator with Bretter Labs' username and role rules.
 
@@ -78,6 +90,8 @@ class BlabsOIDCAuthenticator(GenericOAuthenticator):
     (``OAUTH2_AUTHORIZE_URL``, ``OAUTH2_TOKEN_URL``, ``OAUTH2_USERDATA_URL``,
     ``OAUTH_CLIENT_ID``, ``OAUTH_CLIENT_SECRET``, ``OAUTH_CALLBACK_URL``, or the traits).
     """
+
+    callback_handler = BlabsOIDCCallbackHandler
 
     @default("manage_groups")
     def _default_manage_groups(self):
