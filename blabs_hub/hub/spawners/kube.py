@@ -34,7 +34,15 @@ from .pod import (
 
 
 class LabStartError(RuntimeError):
-    """A lab pod that cannot start; the message is for the student and the admin."""
+    """A lab pod that cannot start; the message is for the student and the admin.
+
+    ``jupyterhub_message`` is what JupyterHub's REST API puts in its error body (in 5.x
+    and 6.x alike), instead of a bare "Internal Server Error".
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.jupyterhub_message = message
 
 
 class BlabsKubeSpawner(KubeSpawner):

@@ -1,0 +1,204 @@
+"""Labs as pods through a real hub process, against the fake Kubernetes API.
+
+The hub, its proxy and the blabs service are real; the cluster is ``tests/kube/fakekube.py``
+(pods "run" as a stub HTTP server on a loopback address of their own). Every pod the hub
+creates is validated by the fake against Kubernetes 1.32 and 1.37, strictly.
+"""
+
+import json
+import time
+
+import pytest
+import requests
+
+from tests.kube.fakekube import Behavior
+
+
+def spawn(hub, user: str, server: str, options: dict | None = None) -> requests.Response:
+    hub.create_user(user)
+    body = {"user_options": options} if options is not None else None
+    return hub.api("POST", f"/users/{user}/servers/{server}", json=body)
+
+
+def server_state(hub, user: str, server: str) -> dict | None:
+    r = hub.api("GET", f"/users/{user}")
+    assert r.status_code == 200, r.text
+    return r.json()["servers"].get(server)
+
+
+def wait_ready(hub, user: str, server: str, timeout: float = 15) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = server_state(hub, user, server)
+        if state and state["ready"]:
+            return state
+        time.sleep(0.1)
+    raise AssertionError(f"{user}/{server} not ready: {state}\n{hub.log_text()[-3000:]}")
+
+
+def wait_gone(hub, user: str, server: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server_state(hub, user, server) is None:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{user}/{server} still there")
+
+
+def spawn_failure(hub, user: str, server: str) -> str:
+    """The message of a failed spawn, as the progress API reports it to the browser."""
+    r = spawn(hub, user, server, {"template": server})
+    if r.status_code >= 400:
+        return r.json()["message"]
+    url = f"{hub.url}/hub/api/users/{user}/servers/{server}/progress"
+    headers = {"Authorization": f"token {hub.admin_token}"}
+    with requests.get(url, headers=headers, stream=True, timeout=60) as stream:
+        for line in stream.iter_lines(decode_unicode=True):
+            if line.startswith("data:"):
+                event = json.loads(line[5:])
+                if event.get("failed"):
+                    return event["message"]
+    raise AssertionError("spawn did not fail")
+
+
+def lab_pods(fake, user: str) -> dict[str, dict]:
+    return {
+        key: pod
+        for key, pod in fake.pods().items()
+        if pod["metadata"]["annotations"].get("hub.jupyter.org/username") == user
+    }
+
+
+def test_start_and_stop_a_lab(kube_hub, fake):
+    r = spawn(kube_hub, "ada", "win11", {"template": "win11"})
+    assert r.status_code in (201, 202), r.text
+    state = wait_ready(kube_hub, "ada", "win11")
+    assert state["user_options"] == {"template": "win11"}
+
+    (pod,) = lab_pods(fake, "ada").values()
+    labels = pod["metadata"]["labels"]
+    assert labels["bretter-labs/template"] == "win11"
+    assert labels["component"] == "singleuser-server"
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["console", "vm"]
+    vm = pod["spec"]["containers"][1]
+    spec = json.loads(next(e["value"] for e in vm["env"] if e["name"] == "BLABS_LAB_SPEC"))
+    assert spec["image_path"] == "/srv/blabs/images/base.qcow2"
+    assert spec["firmware"] == "uefi-secure-tpm"
+    assert fake.invalid == []
+    assert fake.requests[("POST", "pods")] == 1
+
+    r = kube_hub.api("DELETE", "/users/ada/servers/win11")
+    assert r.status_code in (202, 204), r.text
+    wait_gone_or_stopped(kube_hub, "ada", "win11")
+    assert pod["metadata"]["name"] in fake.deleted
+    assert lab_pods(fake, "ada") == {}
+
+
+def wait_gone_or_stopped(hub, user, server, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = server_state(hub, user, server)
+        if state is None or not (state["ready"] or state["pending"]):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{user}/{server} did not stop")
+
+
+def test_one_named_server_per_template_each_its_own_pod(kube_hub, fake):
+    # The server name alone picks the template (the /hub/spawn/<user>/<slug> links).
+    for server in ("win10", "linux"):
+        r = spawn(kube_hub, "bob", server)
+        assert r.status_code in (201, 202), r.text
+    for server in ("win10", "linux"):
+        wait_ready(kube_hub, "bob", server)
+    pods = lab_pods(fake, "bob")
+    templates = sorted(p["metadata"]["labels"]["bretter-labs/template"] for p in pods.values())
+    assert templates == ["linux", "win10"]
+    linux = next(
+        p for p in pods.values() if p["metadata"]["labels"]["bretter-labs/template"] == "linux"
+    )
+    vm = linux["spec"]["containers"][1]
+    assert vm["resources"]["limits"]["memory"] == "1536Mi"  # 1024 guest + 512 QEMU overhead
+    assert fake.invalid == []
+    for server in ("win10", "linux"):
+        kube_hub.api("DELETE", f"/users/bob/servers/{server}", json={"remove": True})
+    for server in ("win10", "linux"):
+        wait_gone(kube_hub, "bob", server)
+    assert lab_pods(fake, "bob") == {}
+
+
+@pytest.mark.parametrize(
+    ("server", "options", "words"),
+    [
+        ("nosuch", {"template": "nosuch"}, "there is no lab template called 'nosuch'"),
+        ("offline", {"template": "offline"}, "is disabled"),
+        ("notready", {"template": "notready"}, "not ready yet"),
+        ("win10", {"template": ["a", "b"]}, "choose a lab template"),
+    ],
+)
+def test_bad_template_is_a_400_with_a_message_and_no_pod(kube_hub, fake, server, options, words):
+    r = spawn(kube_hub, "cleo", server, options)
+    assert r.status_code == 400, r.text
+    assert words in r.json()["message"]
+    assert fake.requests[("POST", "pods")] == 0
+
+
+def test_hub_restart_reconnects_to_running_labs(kube_hub, fake):
+    spawn(kube_hub, "dora", "win10", {"template": "win10"})
+    wait_ready(kube_hub, "dora", "win10")
+    (pod_key,) = lab_pods(fake, "dora")
+    kube_hub.restart()
+    state = wait_ready(kube_hub, "dora", "win10", timeout=5)
+    assert state["ready"]
+    assert fake.deleted == [], "the restarted hub stopped a running lab"
+    assert pod_key in fake.pods()
+    r = kube_hub.api("DELETE", "/users/dora/servers/win10", json={"remove": True})
+    assert r.status_code in (202, 204)
+    wait_gone(kube_hub, "dora", "win10")
+    assert pod_key not in fake.pods()
+
+
+@pytest.mark.parametrize(
+    ("failure", "words", "within"),
+    [
+        ("image-pull", "image could not be pulled (ErrImagePull", 4),
+        ("oom", "ran out of memory (OOMKilled)", 4),
+        ("pending", "could not be scheduled: 0/3 nodes are available", 8),
+    ],
+)
+def test_a_lab_pod_that_cannot_start_fails_the_spawn_in_words(
+    kube_hub, fake, failure, words, within
+):
+    user = f"fail-{failure}"
+    fake.behave(Behavior(pattern=f"jupyter-{user}*", failure=failure))
+    started = time.monotonic()
+    message = spawn_failure(kube_hub, user, "win10")
+    took = time.monotonic() - started
+    assert "The lab could not start" in message and words in message, message
+    assert took < within, f"{failure}: took {took:.1f} s"
+    deadline = time.monotonic() + 5
+    while lab_pods(fake, user) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert lab_pods(fake, user) == {}, "the failed lab's pod was left behind"
+
+
+def test_a_vm_that_exits_ends_the_lab(kube_hub, fake):
+    """The hub's poll sees the vm container terminate (guest shut down) and stops the lab."""
+    spawn(kube_hub, "erin", "win10", {"template": "win10"})
+    wait_ready(kube_hub, "erin", "win10")
+    (key,) = lab_pods(fake, "erin")
+
+    async def vm_exits():
+        def change(p):
+            for cs in p["status"]["containerStatuses"]:
+                if cs["name"] == "vm":
+                    cs["state"] = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+
+        await fake._update(key, change)
+
+    fake.call(vm_exits)
+    wait_gone_or_stopped(kube_hub, "erin", "win10", timeout=10)  # Spawner.poll_interval = 1
+    deadline = time.monotonic() + 5
+    while key in fake.pods() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert key not in fake.pods(), "the pod of a lab whose VM exited was left behind"
