@@ -23,10 +23,13 @@ def routes(prefix: str) -> list:
     def at(path: str) -> str:
         return url_path_join(prefix, path)
 
+    from .catalog_routes import catalog_routes
+
     return [
         (at("health"), HealthHandler),
         (at("oauth_callback"), HubOAuthCallbackHandler),
         (at("api/whoami"), WhoAmIHandler),
+        *catalog_routes(at),
         (at(r"labs/([a-z0-9][a-z0-9-]{0,29})/stop"), StopLabPage),
         (prefix, HomePage),
     ]

@@ -1,0 +1,1 @@
+"""The catalog's REST API: images (with resumable uploads), templates, settings."""

@@ -1,0 +1,46 @@
+"""``/api/settings``: the live limits in the one settings row.
+
+The hub side reads the row when it admits a lab and the culler reads the idle timeout each
+cycle, so a change here applies without a restart.
+"""
+
+from ...catalog import Settings
+from ...catalog.rules import SETTINGS_BOUNDS, validate_settings
+from .common import SETTINGS, CatalogAPIHandler, raise_first
+
+NOTES = {key: meaning for key, (_low, _high, meaning) in SETTINGS_BOUNDS.items()}
+
+
+def settings_json(row: Settings) -> dict:
+    return {
+        "max_concurrent_vms": row.max_concurrent_vms,
+        "per_user_vm_limit": row.per_user_vm_limit,
+        "idle_timeout_minutes": row.idle_timeout_minutes,
+        "updated_at": row.updated_at,
+        "updated_by": row.updated_by,
+        "notes": NOTES,
+        "bounds": {k: {"min": lo, "max": hi} for k, (lo, hi, _m) in SETTINGS_BOUNDS.items()},
+    }
+
+
+class SettingsHandler(CatalogAPIHandler):
+    def get(self):
+        self.require_scope(SETTINGS)
+        self.write_json(settings_json(self.catalog.settings()))
+
+    def patch(self):
+        user = self.require_scope(SETTINGS)
+        clean, errors = validate_settings(self.json_object())
+        raise_first(errors)
+        with self.catalog.session() as db, db.begin():
+            row = db.get(Settings, 1)
+            for key, value in clean.items():
+                setattr(row, key, value)
+            row.updated_by = user["name"]
+        self.write_json(settings_json(self.catalog.settings()))
+
+    put = patch
+
+
+def settings_routes(at) -> list:
+    return [(at("api/settings"), SettingsHandler)]
