@@ -10,9 +10,8 @@ import tempfile
 from pathlib import Path
 
 from traitlets import Float, List, TraitError, Unicode, default, validate
-from traitlets.config import Configurable
 
-from blabs_hub.config import BlabsConfigError, env_value
+from blabs_hub.config import BlabsConfigError, EnvConfigurable, env_value
 from blabs_hub.lab.accel import MODES
 from blabs_hub.lab.qemu import TCG_CPU_MODEL, network_listeners
 
@@ -34,8 +33,8 @@ def default_cache_dir() -> Path:
     return Path(env_value("BLABS_CACHE_DIR", str(REPO_DIR / ".cache"))).absolute()
 
 
-class LabRuntime(Configurable):
-    """How the launcher runs a lab's VM on this host."""
+class LabRuntime(EnvConfigurable):
+    """How the launcher runs a lab's VM on this host (every option checked at creation)."""
 
     accel = Unicode(
         help="""Acceleration: ``kvm`` (hardware), ``tcg`` (software emulation, slow) or

@@ -431,8 +431,6 @@ def main(argv: list[str] | None = None) -> int:
         paths.check()
         spec = load_spec(args.spec, dict(os.environ))
         runtime = LabRuntime()
-        for name in runtime.trait_names(config=True):
-            getattr(runtime, name)
     except (OSError, ValueError, BlabsConfigError, TraitError) as e:
         message = f"cannot start the lab: {e}"
         with contextlib.suppress(OSError):

@@ -1,5 +1,6 @@
 """Fixtures for the lab runtime: a launcher run as a real process, stopped by its own PID."""
 
+import asyncio
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from blabs_hub.lab.accel import resolve_accel_async
 from blabs_hub.lab.spec import LabPaths, LabSpec
 from blabs_hub.lab.status import FINAL_STAGES, read_stages
 from tests.guest_fixtures import demo_image  # noqa: F401 - until tests/conftest.py registers it
@@ -111,6 +113,15 @@ class LabProcess:
 def accel_cache(tmp_path_factory) -> Path:
     """A KVM-verdict cache private to this test session."""
     return tmp_path_factory.mktemp("accel") / "accel.json"
+
+
+@pytest.fixture(scope="session")
+def kvm_unusable(accel_cache) -> bool:
+    """True where /dev/kvm exists but cannot run a guest; probed once, cached for launchers."""
+    if not Path("/dev/kvm").exists():
+        return False
+    choice = asyncio.run(resolve_accel_async("auto", cache_file=accel_cache))
+    return choice.accel == "tcg"
 
 
 @pytest.fixture

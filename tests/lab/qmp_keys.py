@@ -1,0 +1,43 @@
+"""Typing into a guest through a test-only QMP socket (the launcher holds the main one)."""
+
+import asyncio
+import string
+
+from qemu.qmp import QMPClient
+
+SHIFTED = {">": "dot", "<": "comma", "_": "minus", "|": "backslash", ":": "semicolon"}
+PLAIN = {" ": "spc", "\n": "ret", "-": "minus", ".": "dot", "/": "slash", "=": "equal"}
+
+
+def qcodes(char: str) -> list[str]:
+    """QMP ``send-key`` qcodes for one character of a US keyboard."""
+    if char in string.ascii_lowercase or char in string.digits:
+        return [char]
+    if char in string.ascii_uppercase:
+        return ["shift", char.lower()]
+    if char in PLAIN:
+        return [PLAIN[char]]
+    if char in SHIFTED:
+        return ["shift", SHIFTED[char]]
+    raise ValueError(f"no key for {char!r}")
+
+
+async def type_text(qmp_socket, text: str) -> None:
+    client = QMPClient("blabs-test-keys")
+    await client.connect(str(qmp_socket))
+    try:
+        for char in text:
+            keys = [{"type": "qcode", "data": k} for k in qcodes(char)]
+            await client.execute("send-key", {"keys": keys})
+            await asyncio.sleep(0.03)
+    finally:
+        await client.disconnect()
+
+
+async def screendump(qmp_socket, filename) -> None:
+    client = QMPClient("blabs-test-screen")
+    await client.connect(str(qmp_socket))
+    try:
+        await client.execute("screendump", {"filename": str(filename)})
+    finally:
+        await client.disconnect()
