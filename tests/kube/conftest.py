@@ -97,7 +97,11 @@ def kube_hub(hub_factory, kubeconfig):
 @pytest.fixture
 def in_process_kubeconfig(kubeconfig, monkeypatch):
     """KubeSpawner loads a kubeconfig even with ``_mock=True``: give it the fake's."""
+    from kubernetes_asyncio.config import kube_config
+
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    # Read once at import time by kubernetes_asyncio, so set there too.
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     yield kubeconfig
 
