@@ -32,8 +32,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def console():
+    """A fresh QEMU + relay per test: QEMU 7.2 sometimes crashes on a spice-html5 reconnect
+    (see ``test_qemu_survives_console_reconnects``); one crash must not fail every test."""
     workdir = short_tmpdir("blb-")
     lab = LabPaths(workdir)
     lab.status_file.write_text('{"stage": "booting", "slow_mode": true}\n')
@@ -44,7 +46,13 @@ def console():
             qemu.start()
             port = free_port()
             relay = Relay(lab, env=sink.env(), port=port, activity_interval=1).start()
-            yield {"url": f"http://127.0.0.1:{port}/", "sink": sink, "lab": lab}
+            yield {
+                "url": f"http://127.0.0.1:{port}/",
+                "sink": sink,
+                "lab": lab,
+                "relay": relay,
+                "qemu": qemu,
+            }
         finally:
             if relay is not None:
                 relay.stop()
@@ -70,7 +78,7 @@ def test_page_renders_the_guest_and_only_input_counts_as_activity(console, brows
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
         page.goto(console["url"])
-        page.wait_for_selector("body[data-console=connected]", timeout=15000)
+        wait_connected(page, console)
         canvas = page.wait_for_selector("#spice-screen canvas", timeout=15000)
         box = canvas.bounding_box()
         assert box["width"] >= 320 and box["height"] >= 200
@@ -98,6 +106,23 @@ def test_page_renders_the_guest_and_only_input_counts_as_activity(console, brows
         page.close()
 
 
+def wait_connected(page, console, timeout=15000):
+    """Wait for the page's "Connected" state, or fail with what the page and relay said."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_selector("body[data-console=connected]", timeout=timeout)
+    except PlaywrightTimeout:
+        status = page.inner_text("#conn-status")
+        messages = page.inner_text("#message-div")
+        raise AssertionError(
+            f"console not connected: {status!r}\npage log: {messages[-1500:]}\n"
+            f"relay log: {console['relay'].log()[-1500:]}\n"
+            f"qemu: {console['qemu'].process.poll()} "
+            f"{(console['lab'].workdir / 'qemu.log').read_text(errors='replace')[-1500:]}"
+        ) from None
+
+
 def distinct_colours(page) -> int:
     return page.evaluate(
         """() => {
@@ -116,7 +141,7 @@ def test_paste_as_typing_sends_key_events(console, browser):
     page = browser.new_page()
     try:
         page.goto(console["url"])
-        page.wait_for_selector("body[data-console=connected]", timeout=15000)
+        wait_connected(page, console)
         before = len(console["sink"].snapshot())
         page.click("#btn-paste")
         page.fill("#paste-text", "Hi 42!\nnext\u00e9")
@@ -156,12 +181,30 @@ def test_reconnects_after_the_relay_connection_drops(console, browser):
     page = browser.new_page()
     try:
         page.goto(console["url"])
-        page.wait_for_selector("body[data-console=connected]", timeout=15000)
+        wait_connected(page, console)
         page.click("#btn-reconnect")
-        page.wait_for_selector("body[data-console=connected]", timeout=15000)
+        wait_connected(page, console)
         # server side close: spice-html5 reports it, our page retries with backoff
         page.evaluate("() => window.spice_connection.ws.close()")
         page.wait_for_selector("body[data-console=disconnected]", timeout=5000)
-        page.wait_for_selector("body[data-console=connected]", timeout=15000)
+        wait_connected(page, console)
+    finally:
+        page.close()
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="QEMU 7.2's SPICE server sometimes dies with SIGSEGV when spice-html5 reconnects "
+    "(seen in ~1 of 3 runs of this module); not reproduced with main/display/inputs only",
+)
+def test_qemu_survives_console_reconnects(console, browser):
+    page = browser.new_page()
+    try:
+        page.goto(console["url"])
+        for _ in range(6):
+            wait_connected(page, console)
+            page.reload()
+        wait_connected(page, console)
+        assert console["qemu"].process.poll() is None, "QEMU died"
     finally:
         page.close()

@@ -8,6 +8,9 @@ import { keysFor, SHIFT } from './keys.js';
 const KEY_DELAY_MS = 12;          // between key events when typing a paste
 const STATUS_POLL_MS = 15000;
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
+// QEMU 7.2's SPICE server has crashed (SIGSEGV) when a client dropped while a channel was
+// still connecting; give the old session time to close before opening a new one.
+const SETTLE_MS = 1000;
 
 const $ = (id) => document.getElementById(id);
 let sc = null;
@@ -174,7 +177,13 @@ $('btn-fullscreen').addEventListener('click', () => {
   if (document.fullscreenElement) document.exitFullscreen();
   else document.documentElement.requestFullscreen().then(focusScreen).catch(() => {});
 });
-$('btn-reconnect').addEventListener('click', () => { attempt = 0; connect(); });
+$('btn-reconnect').addEventListener('click', () => {
+  attempt = 0;
+  if (sc) { try { sc.stop(); } catch (e) { /* already closed */ } sc = null; }
+  setStatus('connecting', 'Reconnecting…');
+  clearTimeout(retryTimer);
+  retryTimer = setTimeout(connect, SETTLE_MS);
+});
 $('btn-stop').addEventListener('click', () => {
   // The top window: the console may sit in a JupyterLab tab's iframe.
   if (stopUrl) (window.top || window).location.href = stopUrl;
