@@ -14,6 +14,12 @@ c.JupyterHub.spawner_class = "simple"
 c.JupyterHub.load_roles.append(
     {"name": "blabs-service", "scopes": ["list:users", "read:servers"], "services": ["blabs"]}
 )
+# With the dummy authenticator nobody is given blabs-admin at login: name the page tester.
+for _role in c.JupyterHub.load_roles:
+    if _role["name"] == "blabs-admin":
+        _role["users"] = ["boss"]
+    if _role["name"] == "instructor":
+        _role["users"] = ["teacher"]
 for _svc in c.JupyterHub.services:
     if _svc["name"] == "blabs":
         _svc["environment"].update(
@@ -23,6 +29,24 @@ for _svc in c.JupyterHub.services:
             }
         )
 """
+
+
+@pytest.fixture(scope="package")
+def hub(hub_factory):
+    """One hub for the catalog tests: they use their own names and do not interfere."""
+    return hub_factory.start(CATALOG_CONFIG)
+
+
+def store_files(hub) -> set[str]:
+    """Every file in the image store, temp uploads included, relative to it."""
+    root = hub.data_dir / "images"
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def image_names(hub) -> set[str]:
+    r = hub.service_api("GET", "/images")
+    assert r.status_code == 200, r.text
+    return {i["name"] for i in r.json()["images"]}
 
 
 def qemu_img(*args: str) -> None:
@@ -58,7 +82,17 @@ def images(tmp_path_factory) -> dict[str, Path]:
         str(made["vhd_fixed"]),
     )
     made["vhd_dynamic"] = d / "dynamic.vhd"
-    qemu_img("convert", "-f", "raw", "-O", "vpc", str(raw), str(made["vhd_dynamic"]))
+    qemu_img(
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vpc",
+        "-o",
+        "force_size=on",
+        str(raw),
+        str(made["vhd_dynamic"]),
+    )
     made["vhdx"] = d / "disk.vhdx"
     qemu_img("convert", "-f", "raw", "-O", "vhdx", str(raw), str(made["vhdx"]))
     made["backing"] = d / "backing.qcow2"

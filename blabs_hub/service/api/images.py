@@ -90,25 +90,41 @@ class UploadHandler(ImagesAPIHandler):
         await super().prepare()
         if self.request.method != "PATCH":
             return
-        self.require_scope(IMAGES)
-        # One chunk per request; tornado checks this before reading the body.
-        self.request.connection.set_max_body_size(self.images.store.chunk_size)
         self.buffer = bytearray()
-        self.received = 0
         self.overflow = False
         self.pending: asyncio.Future | None = None
         self.closed = False
+        # Errors are answered after the body has been read (and dropped): a server that
+        # answers early and closes leaves the proxy's pooled connection broken (a 503 for
+        # the next request), and a client still sending never sees the answer.
+        try:
+            await self.start_patch()
+        except ApiError as e:
+            self.rejection = e
+
+    async def start_patch(self):
+        self.require_scope(IMAGES)
+        chunk_size = self.images.store.chunk_size
+        length = int(self.request.headers.get("Content-Length") or 0)
+        if length > chunk_size:
+            # Tornado checks this limit before reading the body: drain moderately
+            # oversized chunks to answer cleanly, close on absurd ones.
+            self.request.connection.set_max_body_size(min(length, 4 * chunk_size))
+            raise ApiError(
+                413, f"a chunk may have at most {chunk_size} bytes", field="Content-Length"
+            )
+        self.request.connection.set_max_body_size(chunk_size)
         image = self.images.find_upload(self.path_args[0])
         if image.status != "uploading":
             raise ApiError(409, f"this upload is already {image.status}")
         offset = self.request.headers.get("Upload-Offset")
         if offset is None or not offset.isdigit():
-            raise ApiError(400, "send the header Upload-Offset: <bytes already sent>")
+            raise ApiError(
+                400, "send the header Upload-Offset: <bytes already sent>", "Upload-Offset"
+            )
         self.state = await self.images.acquire(image)
         if int(offset) != self.state.written:
-            # Read (and drop) the body, then answer: a client that is still sending never
-            # reads an early answer.
-            self.rejection = ApiError(
+            raise ApiError(
                 409,
                 f"offset mismatch: the server has {self.state.written} bytes, resume there",
                 field="Upload-Offset",
@@ -118,7 +134,6 @@ class UploadHandler(ImagesAPIHandler):
     async def data_received(self, chunk: bytes):
         if self.state is None or self.rejection is not None or self.closed:
             return
-        self.received += len(chunk)
         if self.state.written + len(self.buffer) + len(chunk) > self.state.size:
             self.overflow = True
             self.buffer.clear()
