@@ -16,6 +16,7 @@ from pathlib import Path
 from blabs_hub import config as blabs_config
 from blabs_hub.catalog import Catalog
 from blabs_hub.hub import rbac
+from blabs_hub.hub.auth import authenticator_class
 from blabs_hub.hub.home import lab_cards
 from blabs_hub.hub.spawners.options import TemplateChoice
 from blabs_hub.resources import chp_command, templates_dir
@@ -28,6 +29,8 @@ network = resolved["HubNetwork"]
 db_url = resolved["CatalogDatabase"].db_url
 try:
     paths.ensure()
+    # Local accounts (default) or single sign-on, from BLABS_AUTH.
+    c.JupyterHub.authenticator_class = authenticator_class()
 except blabs_config.BlabsConfigError as e:
     sys.exit(f"blabs: configuration error: {e}")
 data_dir = Path(paths.data_dir)
@@ -54,7 +57,6 @@ c.JupyterHub.template_paths = [str(templates_dir())]
 c.JupyterHub.template_vars = {"blabs_templates": lab_cards(TemplateChoice(config=c))}
 
 # --- users and permissions ----------------------------------------------------------------
-c.JupyterHub.authenticator_class = "blabs"
 c.JupyterHub.custom_scopes = rbac.CUSTOM_SCOPES
 c.JupyterHub.load_roles = rbac.roles()
 

@@ -4,6 +4,9 @@ import pytest
 
 from tests.harness import PostgresCluster, RunningHub
 
+# The demo guest, built once per session from Debian packages (cached in .cache/).
+pytest_plugins = ["tests.guest_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def hub_factory(tmp_path_factory):

@@ -7,6 +7,7 @@ roles. JupyterHub's own ``admin`` role cannot be extended, so hub admins get the
 """
 
 SERVICE_NAME = "blabs"
+INSTRUCTORS_GROUP = "instructors"
 
 CUSTOM_SCOPES = {
     "custom:blabs:images": {
@@ -53,5 +54,8 @@ def roles() -> list[dict]:
                 "read:users:name",
                 f"access:services!service={SERVICE_NAME}",
             ],
+            # Admins make someone an instructor by adding them to this group in the
+            # hub's admin panel (or with the REST API).
+            "groups": [INSTRUCTORS_GROUP],
         },
     ]

@@ -6,7 +6,6 @@ attempts while the password is temporary, the change, accounts, lockout, restart
 """
 
 import re
-import statistics
 import subprocess
 import time
 
@@ -228,9 +227,12 @@ def test_unknown_user_takes_as_long_as_a_wrong_password(hub):
         assert r.status_code == 403
         return time.perf_counter() - start
 
-    known = [timed("erin") for _ in range(3)]
-    unknown = [timed("nobody-at-all") for _ in range(3)]
-    ratio = statistics.median(unknown) / statistics.median(known)
+    # Interleaved, and the fastest of each: other load on the machine only adds time.
+    known, unknown = [], []
+    for _ in range(3):
+        known.append(timed("erin"))
+        unknown.append(timed("nobody-at-all"))
+    ratio = min(unknown) / min(known)
     assert 0.5 < ratio < 2, (known, unknown)
     assert FormClient(hub).login("erin", "erins-own-secret-99").status_code == 302
 

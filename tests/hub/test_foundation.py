@@ -9,7 +9,7 @@ import requests
 from tests.harness import REPO, RunningHub
 
 # The foundation does not depend on how users sign in; the authenticator has its own suite.
-DUMMY_AUTH = 'c.JupyterHub.authenticator_class = "dummy"\nc.JupyterHub.spawner_class = "simple"\n'
+DUMMY_AUTH = 'c.JupyterHub.authenticator_class = "dummy"\n'
 
 
 @pytest.fixture(scope="module")

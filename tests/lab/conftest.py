@@ -16,7 +16,6 @@ import pytest
 from blabs_hub.lab.accel import resolve_accel_async
 from blabs_hub.lab.spec import LabPaths, LabSpec
 from blabs_hub.lab.status import FINAL_STAGES, read_stages
-from tests.guest_fixtures import demo_image  # noqa: F401 - until tests/conftest.py registers it
 
 REPO = Path(__file__).resolve().parents[2]
 

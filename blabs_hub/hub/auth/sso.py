@@ -22,10 +22,10 @@ from oauthenticator.oauth2 import OAuthCallbackHandler
 from traitlets import Set, TraitError, Unicode, default, validate
 
 from ...config import BlabsConfigError, env_value
+from ..rbac import INSTRUCTORS_GROUP
 from . import hubsync
 
 STABLE_CLAIMS = ("preferred_username", "sub", "oid", "upn", "email")
-INSTRUCTORS_GROUP = "instructors"
 MODES = ("local", "oidc")
 
 

@@ -1,13 +1,6 @@
 """The lab runtime's stages as events for JupyterHub's spawn-progress bar."""
 
-# How far along each stage is, in percent, as the progress bar shows it.
-STAGE_PROGRESS = {
-    "preparing-disk": 20,
-    "booting": 50,
-    "console-ready": 90,
-    "failed": 100,
-    "stopped": 100,
-}
+from ...lab.status import STAGE_PROGRESS
 
 STAGE_TITLES = {
     "preparing-disk": "Preparing the lab's disk",
