@@ -160,7 +160,7 @@ class UploadHandler(ImagesAPIHandler):
         if self.overflow:
             image = self.images.get(self.state.image_id)
             self.release()
-            self.images.discard(self.state.image_id)
+            self.images.discard(image.id)
             raise ApiError(
                 413,
                 f"the upload is larger than its declared size of {image.declared_size} bytes: "

@@ -97,6 +97,20 @@ class TemplatesBase(CatalogAPIHandler):
             data["image_id"] = image_id
         return data
 
+    def update(self, slug: str, data: dict):
+        with self.catalog.session() as db, db.begin():
+            template = self.load(db, slug)
+            data = self.resolve_image_name(db, data)
+            images, slugs = self.context(db, exclude=slug)
+            clean, errors = validate_template(data, images, slugs, partial=True)
+            raise_first(errors)
+            for key, value in clean.items():
+                setattr(template, key, value)
+            db.flush()
+            db.refresh(template)
+            body = template_json(template)
+        self.write_json(body)
+
 
 class TemplateListHandler(TemplatesBase):
     def get(self):
@@ -138,20 +152,6 @@ class TemplateHandler(TemplatesBase):
         self.require_scope(TEMPLATES)
         self.update(slug, self.json_object())
 
-    def update(self, slug: str, data: dict):
-        with self.catalog.session() as db, db.begin():
-            template = self.load(db, slug)
-            data = self.resolve_image_name(db, data)
-            images, slugs = self.context(db, exclude=slug)
-            clean, errors = validate_template(data, images, slugs, partial=True)
-            raise_first(errors)
-            for key, value in clean.items():
-                setattr(template, key, value)
-            db.flush()
-            db.refresh(template)
-            body = template_json(template)
-        self.write_json(body)
-
     async def delete(self, slug):
         self.require_scope(TEMPLATES)
         with self.catalog.session() as db:
@@ -170,7 +170,7 @@ class TemplateHandler(TemplatesBase):
         self.finish()
 
 
-class TemplateToggleHandler(TemplateHandler):
+class TemplateToggleHandler(TemplatesBase):
     """POST .../enable or .../disable: running labs are left alone either way."""
 
     def initialize(self, enabled: bool):
