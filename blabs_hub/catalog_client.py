@@ -39,11 +39,7 @@ class Client:
     def call(self, method: str, path: str, expect=(200, 201, 202, 204), **kw):
         response = self.http.request(method, self.base + path, timeout=self.timeout, **kw)
         if response.status_code not in expect:
-            try:
-                body = response.json()
-            except ValueError:
-                body = {"message": response.text[:500]}
-            raise ApiFailure(response.status_code, body)
+            raise ApiFailure(response.status_code, _json_or_text(response))
         return response.json() if response.content else None
 
     # --- images ----------------------------------------------------------------------------
@@ -122,11 +118,12 @@ class Client:
                     time.sleep(min(2**failures * 0.25, 10))
                     offset = advance(self._offset_when_free(upload_id), data, offset)
                     continue
-                if r.status_code == 409 and "offset" in r.json():
-                    offset = advance(r.json()["offset"], data, offset)
+                body = _json_or_text(r)
+                if r.status_code == 409 and "offset" in body:
+                    offset = advance(body["offset"], data, offset)
                     continue
                 if r.status_code != 200:
-                    raise ApiFailure(r.status_code, r.json())
+                    raise ApiFailure(r.status_code, body)
                 failures = 0
                 offset = advance(int(r.headers["Upload-Offset"]), data, offset)
         if progress:
@@ -181,6 +178,14 @@ class Client:
 
     def update_settings(self, values: dict) -> dict:
         return self.call("PATCH", "/settings", json=values)
+
+
+def _json_or_text(response: requests.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {"message": response.text[:500] or response.reason}
+    return body if isinstance(body, dict) else {"message": str(body)}
 
 
 def _hash_range(f, hasher, start: int, end: int) -> None:

@@ -80,7 +80,7 @@ def raise_first(errors: list[dict]) -> None:
     )
 
 
-def image_json(image: Image, offset: int | None = None) -> dict:
+def image_json(image: Image, offset: int | None = None, chunk_size: int | None = None) -> dict:
     data = {
         "id": image.id,
         "name": image.name,
@@ -102,6 +102,7 @@ def image_json(image: Image, offset: int | None = None) -> dict:
             "id": image.upload_id,
             "offset": offset or 0,
             "size": image.declared_size,
+            "chunk_size": chunk_size,
         }
     return data
 

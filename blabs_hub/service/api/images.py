@@ -35,7 +35,7 @@ class ImagesAPIHandler(CatalogAPIHandler):
 
     def view(self, image: Image) -> dict:
         offset = self.images.offset(image) if image.status == "uploading" else None
-        return image_json(image, offset)
+        return image_json(image, offset, self.images.store.chunk_size)
 
 
 class ImageListHandler(ImagesAPIHandler):

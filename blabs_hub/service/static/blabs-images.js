@@ -74,6 +74,7 @@
   async function serverOffset(uploadId) {
     const r = await fetch(page.dataset.api + "uploads/" + uploadId, {
       method: "HEAD", credentials: "same-origin",
+      headers: { "X-XSRFToken": page.dataset.xsrf },
     });
     if (!r.ok) throw new window.blabs.ApiError(r.status, { message: "the upload is gone (HTTP " + r.status + ")" });
     return Number(r.headers.get("Upload-Offset"));
@@ -148,7 +149,7 @@
     const name = nameInput.value.trim();
     const open = images.find((i) => i.name === name && i.upload && i.upload.size === file.size);
     if (open) {
-      current = { upload: { ...open.upload, chunk_size: null }, file };
+      current = { upload: { ...open.upload }, file };
     } else {
       const created = await api("POST", "uploads", { name: name, size: file.size });
       current = { upload: { ...created.upload, chunk_size: created.chunk_size }, file };
