@@ -46,6 +46,8 @@ c.JupyterHub.ip = network.ip
 c.JupyterHub.port = network.port
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = network.hub_port
+# CHP counts console traffic as activity; a lab's activity is keyboard and mouse input.
+c.JupyterHub.proxy_class = "blabs_hub.hub.proxy.InputActivityProxy"
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{network.proxy_api_port}"
 c.ConfigurableHTTPProxy.command = chp_command()
 c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.harness import PostgresCluster, RunningHub
+from tests.harness import REPO, PostgresCluster, RunningHub
 
 # The demo guest, built once per session from Debian packages (cached in .cache/).
 pytest_plugins = ["tests.guest_fixtures"]
@@ -39,3 +39,33 @@ def postgres():
     cluster = PostgresCluster().start()
     yield cluster
     cluster.stop()
+
+
+# Debian's Chromium, driven by Playwright; never a downloaded browser.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium for the module's tests; each test opens its own context."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts():
+    """Where tests keep screenshots and logs for people to look at after a run."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,16 @@ ADMIN_SCOPES = [
     "custom:blabs:settings",
     "custom:blabs:reports",
 ]
+
+
+def off_the_loop(fn, *args, **kwargs):
+    """Run ``fn`` in a thread of its own and return its result.
+
+    Playwright's sync API runs an asyncio loop in the test's thread, so blocking helpers
+    that start their own loop (asyncio.run, qemu.qmp's legacy client) must run elsewhere.
+    """
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
 
 
 def free_port() -> int:
