@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from tests.catalog.conftest import image_names, store_files
-from tests.catalog.helpers import create, finish, patch, send_all
+from tests.catalog.helpers import client, create, finish, patch, send_all
 
 
 @pytest.fixture
@@ -53,8 +53,8 @@ def test_a_fixed_vhd_is_recognised_as_vhd_not_raw(hub, images):
     r = upload_and_finish(hub, "hostile-fixed-vhd", data)
     assert r.status_code in (200, 202), r.text
     assert r.json()["source_format"] == "vhd"
-    r = hub.service_api("GET", f"/images/{r.json()['id']}")
-    assert r.json()["source_format"] == "vhd"
+    image = client(hub).wait_ready(r.json()["id"])
+    assert (image["status"], image["source_format"], image["format"]) == ("ready", "vhd", "qcow2")
 
 
 def test_a_declared_size_that_lies_is_refused_and_removed(hub, images, clean_after):
