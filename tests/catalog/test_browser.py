@@ -68,3 +68,48 @@ def test_upload_page_shows_progress_and_a_ready_image(hub, browser, upload_file,
         assert "vhdx → qcow2" in row
     finally:
         context.close()
+
+
+def test_upload_page_resumes_after_a_dropped_connection(hub, browser, upload_file):
+    """The third chunk's connection is cut: the page says so, asks the server for its
+    offset, and carries on to a complete, verified image."""
+    context = browser.new_context()
+    page = context.new_page()
+    patches = []
+
+    def cut_the_third(route):
+        if route.request.method == "PATCH":
+            patches.append(route.request.headers.get("upload-offset"))
+            if len(patches) == 3:
+                route.abort("connectionreset")
+                return
+        route.continue_()
+
+    try:
+        page.goto(f"{hub.url}/hub/login?next=/services/blabs/images")
+        page.fill("#username_input", "boss")
+        page.fill("#password_input", "anything")
+        page.click("#login_submit")
+        page.wait_for_selector("#upload-form", timeout=20_000)
+        page.route("**/api/uploads/**", cut_the_third)
+        page.evaluate(
+            """window.__status = [];
+            const s = document.getElementById("upload-status");
+            new MutationObserver(() => window.__status.push(s.textContent))
+              .observe(s, {childList: true, characterData: true, subtree: true});"""
+        )
+        page.set_input_files("#upload-file", str(upload_file))
+        page.fill("#upload-name", "Dropped Disk")
+        page.click("#upload-start")
+        page.wait_for_selector('tr[data-name="Dropped Disk"][data-status="ready"]', timeout=60_000)
+        statuses = page.evaluate("window.__status")
+        assert any(s.startswith("Connection lost") for s in statuses), statuses
+        assert patches[3] == patches[2]  # the cut chunk was sent again, from the same offset
+        image = next(
+            i
+            for i in hub.service_api("GET", "/images").json()["images"]
+            if i["name"] == "Dropped Disk"
+        )
+        assert image["sha256"] == hashlib.sha256(upload_file.read_bytes()).hexdigest()
+    finally:
+        context.close()
