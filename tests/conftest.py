@@ -30,7 +30,7 @@ def hub_factory(tmp_path_factory):
     factory = Factory()
     yield factory
     for hub in factory.hubs:
-        hub.stop()
+        hub.close()
 
 
 @pytest.fixture(scope="session")

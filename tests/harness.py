@@ -94,6 +94,24 @@ def stop_pid(pid: int, sig=signal.SIGTERM, timeout: float = 15) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def processes_mentioning(text: str) -> list[int]:
+    """PIDs whose command line or environment mentions ``text`` (e.g. a hub's data folder)."""
+    found = []
+    needle = text.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if (
+                needle in (entry / "cmdline").read_bytes()
+                or needle in (entry / "environ").read_bytes()
+            ):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 @dataclass
 class RunningHub:
     """A JupyterHub process the test started, with an admin token for its REST API."""
@@ -193,6 +211,28 @@ class RunningHub:
         pid_file = self.data_dir / "jupyterhub-proxy.pid"
         if pid_file.exists():
             stop_pid(int(pid_file.read_text().strip() or 0) or -1)
+
+    def stop_labs(self) -> None:
+        """Stop every lab this hub started (they outlive the hub by design), then make sure.
+
+        Labs are stopped through the hub's API; :meth:`close` then stops by PID whatever
+        still runs from this hub's data folder (a lab of a test that failed half-way).
+        """
+        if self.process is not None and self.process.poll() is None:
+            try:
+                users = self.api("GET", "/users", params={"state": "active"}).json()
+                for user in users:
+                    for name in user.get("servers", {}):
+                        self.api("DELETE", f"/users/{user['name']}/servers/{name}")
+            except requests.RequestException:
+                pass
+
+    def close(self) -> None:
+        """The end of a test session: labs, the hub, then anything of theirs still running."""
+        self.stop_labs()
+        self.stop()
+        for pid in processes_mentioning(str(self.data_dir)):
+            stop_pid(pid, signal.SIGTERM, timeout=20)
 
     def restart(self) -> "RunningHub":
         self.stop()
