@@ -23,6 +23,7 @@ from traitlets import Float, Instance, Integer, Unicode, default
 from ...config import BlabsPaths
 from ...lab.spec import LabPaths, LabSpec
 from ...lab.status import read_stages
+from . import lifecycle
 from .options import TemplateChoice, render_picker, requested_slug
 from .progress import stage_event
 
@@ -82,6 +83,7 @@ class BlabsLocalSpawner(LocalProcessSpawner):
     # The lab beside the server process, kept in the hub's database (get_state).
     lab_dir = Unicode("")
     launcher_pid = Integer(0)
+    lab_spec = Instance(LabSpec, allow_none=True)
 
     @default("default_url")
     def _default_default_url(self):
@@ -129,12 +131,16 @@ class BlabsLocalSpawner(LocalProcessSpawner):
         if self.lab_dir:
             state["lab_dir"] = self.lab_dir
             state["launcher_pid"] = self.launcher_pid
+        if self.lab_spec is not None:
+            state["lab_spec"] = self.lab_spec.to_json()
         return state
 
     def load_state(self, state):
         super().load_state(state)
         self.lab_dir = state.get("lab_dir", "")
         self.launcher_pid = state.get("launcher_pid", 0)
+        if state.get("lab_spec"):
+            self.lab_spec = LabSpec.from_json(state["lab_spec"])
 
     # clear_state() leaves lab_dir and launcher_pid alone on purpose: the base class clears
     # state as soon as the server process is gone, and stop() still needs them afterwards.
@@ -144,14 +150,18 @@ class BlabsLocalSpawner(LocalProcessSpawner):
     async def start(self):
         spec = self.templates.spec_for_request(self.user_options, self.name)
         await self._remove_lab()  # a lab left over from an unclean stop
-        paths = self._new_lab_dir()
         try:
+            await lifecycle.lab_starting(self, spec)
+            paths = self._new_lab_dir()
             self.launcher_pid = self._start_launcher(spec, paths)
             url = await super().start()
             await self._wait_console_ready(paths)
-        except BaseException:
-            await self.stop(now=True)
+        except BaseException as e:
+            await self._stop_processes(now=True)
+            await lifecycle.lab_start_failed(self, spec, e)
             raise
+        self.lab_spec = spec
+        await lifecycle.lab_started(self, spec)
         return url
 
     def _new_lab_dir(self) -> LabPaths:
@@ -225,6 +235,13 @@ class BlabsLocalSpawner(LocalProcessSpawner):
         return None
 
     async def stop(self, now=False):
+        was_running = bool(self.lab_dir)
+        await self._stop_processes(now=now)
+        if was_running:
+            await lifecycle.lab_stopped(self, self.lab_spec)
+        self.lab_spec = None
+
+    async def _stop_processes(self, now=False):
         await super().stop(now=now)
         await self._remove_lab()
 
