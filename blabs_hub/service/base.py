@@ -6,7 +6,7 @@ from http import HTTPStatus
 from urllib.parse import urlparse
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, select_autoescape
-from jupyterhub.services.auth import HubOAuthenticated
+from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed
 from tornado import web
 
 from ..resources import hub_templates_dir, templates_dir
@@ -101,7 +101,50 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
 
 class APIHandler(BaseHandler):
-    """JSON in, JSON out; errors are JSON with the offending field named."""
+    """JSON in, JSON out; errors are JSON with the offending field named.
+
+    The caller is resolved before the method runs, asynchronously: ``HubAuthenticated``'s
+    own lookup asks the hub synchronously on a cache miss, which would stall uploads and
+    every other request meanwhile.
+    """
+
+    async def prepare(self):
+        await self.resolve_user()
+
+    async def resolve_user(self):
+        if hasattr(self, "_hub_auth_user_cache"):
+            return self._hub_auth_user_cache
+        model = await self.hub_auth.get_user(self, sync=False)
+        try:
+            self._hub_auth_user_cache = self.check_hub_user(model) if model else None
+        except UserNotAllowed:
+            self._hub_auth_user_cache = None
+        return self._hub_auth_user_cache
+
+    def check_xsrf_cookie(self):
+        """Requests that carry a hub token are not forgeable by another site: no XSRF check.
+
+        Tornado checks XSRF before ``prepare`` resolves the token, so the header is what
+        tells here; a request with a bad token is refused as unauthenticated later (a token
+        in the header is used instead of any cookie, never beside it).
+        """
+        auth = self.request.headers.get("Authorization", "")
+        if auth.lower().startswith(("token ", "bearer ")):
+            return
+        return super().check_xsrf_cookie()
+
+    def require_user(self) -> dict:
+        user = self.current_user
+        if not user:
+            raise ApiError(403, "sign in, or send a hub token: Authorization: token <token>")
+        return user
+
+    def require_scope(self, *scopes: str) -> dict:
+        """The caller, if they hold one of ``scopes``; else 403 naming the permission."""
+        user = self.require_user()
+        if not any(self.has_scope(s) for s in scopes):
+            raise ApiError(403, f"this needs the permission {' or '.join(scopes)}")
+        return user
 
     def get_login_url(self):
         # API clients are never redirected to a login page: they get a 403.

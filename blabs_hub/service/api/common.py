@@ -1,10 +1,8 @@
-"""What every catalog API handler shares: who is calling (resolved without blocking the
-event loop), token callers exempt from XSRF, JSON views of catalog rows, error helpers."""
+"""What the catalog API handlers share: JSON views of catalog rows, error helpers."""
 
 import asyncio
 import logging
 
-from jupyterhub.services.auth import UserNotAllowed
 from tornado import web
 
 from ...catalog import Image, Template
@@ -15,55 +13,6 @@ log = logging.getLogger("blabs.service")
 IMAGES = "custom:blabs:images"
 TEMPLATES = "custom:blabs:templates"
 SETTINGS = "custom:blabs:settings"
-
-
-class CatalogAPIHandler(APIHandler):
-    """An API handler that resolves the caller asynchronously before the method runs.
-
-    ``HubAuthenticated.get_current_user`` asks the hub synchronously (in a helper thread,
-    blocking this loop while it waits) on a cache miss; resolving the user here with
-    ``sync=False`` keeps uploads and other requests flowing meanwhile.
-    """
-
-    async def prepare(self):
-        await self.resolve_user()
-
-    async def resolve_user(self):
-        if hasattr(self, "_hub_auth_user_cache"):
-            return self._hub_auth_user_cache
-        model = await self.hub_auth.get_user(self, sync=False)
-        try:
-            self._hub_auth_user_cache = self.check_hub_user(model) if model else None
-        except UserNotAllowed:
-            self._hub_auth_user_cache = None
-        return self._hub_auth_user_cache
-
-    def check_xsrf_cookie(self):
-        """Requests that carry a hub token are not forgeable by another site: no XSRF check.
-
-        Tornado checks XSRF before ``prepare`` resolves the token, so the header is what
-        tells here; a request with a bad token is refused as unauthenticated later.
-        """
-        auth = self.request.headers.get("Authorization", "")
-        if auth.lower().startswith(("token ", "bearer ")):
-            return
-        return super().check_xsrf_cookie()
-
-    def require_user(self) -> dict:
-        user = self.current_user
-        if not user:
-            raise ApiError(403, "sign in, or send a hub token: Authorization: token <token>")
-        return user
-
-    def require_scope(self, *scopes: str) -> dict:
-        """The caller, if they hold one of ``scopes``; else 403 naming the permission."""
-        user = self.require_user()
-        if not any(self.has_scope(s) for s in scopes):
-            raise ApiError(403, f"this needs the permission {' or '.join(scopes)}")
-        return user
-
-    def json_object(self) -> dict:
-        return self.json_body()
 
 
 def raise_first(errors: list[dict]) -> None:
@@ -135,7 +84,7 @@ async def in_thread(fn, *args):
 
 __all__ = [
     "ApiError",
-    "CatalogAPIHandler",
+    "APIHandler",
     "IMAGES",
     "SETTINGS",
     "TEMPLATES",

@@ -16,14 +16,14 @@ from tornado import web
 
 from ...catalog import Image
 from ..uploads import ImageService, UploadState
-from .common import IMAGES, TEMPLATES, ApiError, CatalogAPIHandler, image_json
+from .common import IMAGES, TEMPLATES, ApiError, APIHandler, image_json
 
 WRITE_BATCH = 1024 * 1024
 log = logging.getLogger("blabs.uploads")
 UPLOAD_ID = r"([A-Za-z0-9_-]{16,64})"
 
 
-class ImagesAPIHandler(CatalogAPIHandler):
+class ImagesAPIHandler(APIHandler):
     def initialize(self, images: ImageService):
         self.images = images.bind(self.catalog)
 
@@ -71,7 +71,7 @@ class UploadCreateHandler(ImagesAPIHandler):
 
     def post(self):
         user = self.require_scope(IMAGES)
-        image = self.images.create(self.json_object(), user["name"])
+        image = self.images.create(self.json_body(), user["name"])
         self.set_header("Location", f"{self.service_prefix}api/uploads/{image.upload_id}")
         self.set_header("Upload-Offset", "0")
         body = self.view(self.images.get(image.id))
@@ -226,7 +226,7 @@ class UploadFinishHandler(ImagesAPIHandler):
 
     async def post(self, upload_id):
         self.require_scope(IMAGES)
-        body = self.json_object() if self.request.body.strip() else {}
+        body = self.json_body() if self.request.body.strip() else {}
         claimed = body.get("sha256")
         if claimed is not None and not (
             isinstance(claimed, str) and len(claimed) == 64 and claimed == claimed.lower()

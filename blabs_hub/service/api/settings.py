@@ -6,7 +6,7 @@ cycle, so a change here applies without a restart.
 
 from ...catalog import Settings
 from ...catalog.rules import SETTINGS_BOUNDS, validate_settings
-from .common import SETTINGS, CatalogAPIHandler, raise_first
+from .common import SETTINGS, APIHandler, raise_first
 
 NOTES = {key: meaning for key, (_low, _high, meaning) in SETTINGS_BOUNDS.items()}
 
@@ -23,14 +23,14 @@ def settings_json(row: Settings) -> dict:
     }
 
 
-class SettingsHandler(CatalogAPIHandler):
+class SettingsHandler(APIHandler):
     def get(self):
         self.require_scope(SETTINGS)
         self.write_json(settings_json(self.catalog.settings()))
 
     def patch(self):
         user = self.require_scope(SETTINGS)
-        clean, errors = validate_settings(self.json_object())
+        clean, errors = validate_settings(self.json_body())
         raise_first(errors)
         with self.catalog.session() as db, db.begin():
             row = db.get(Settings, 1)

@@ -15,7 +15,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 from ...catalog import Image, Template
 from ...catalog.rules import validate_template
-from .common import TEMPLATES, ApiError, CatalogAPIHandler, raise_first, template_json
+from .common import TEMPLATES, ApiError, APIHandler, raise_first, template_json
 
 SLUG = r"([a-z0-9][a-z0-9-]{0,29})"
 
@@ -66,7 +66,7 @@ async def active_users() -> list[dict]:
     return data["items"] if isinstance(data, dict) else data
 
 
-class TemplatesBase(CatalogAPIHandler):
+class TemplatesBase(APIHandler):
     @property
     def manager(self) -> bool:
         return self.has_scope(TEMPLATES)
@@ -124,7 +124,7 @@ class TemplateListHandler(TemplatesBase):
 
     def post(self):
         self.require_scope(TEMPLATES)
-        data = self.json_object()
+        data = self.json_body()
         with self.catalog.session() as db, db.begin():
             data = self.resolve_image_name(db, data)
             images, slugs = self.context(db)
@@ -150,7 +150,7 @@ class TemplateHandler(TemplatesBase):
 
     def patch(self, slug):
         self.require_scope(TEMPLATES)
-        self.update(slug, self.json_object())
+        self.update(slug, self.json_body())
 
     async def delete(self, slug):
         self.require_scope(TEMPLATES)
