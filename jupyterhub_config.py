@@ -19,11 +19,15 @@ from blabs_hub.hub import rbac
 from blabs_hub.hub.auth import authenticator_class
 from blabs_hub.hub.home import lab_cards
 from blabs_hub.hub.spawners.options import TemplateChoice
+from blabs_hub.images.config import ImageStore
+from blabs_hub.lab.config import LabRuntime
 from blabs_hub.resources import chp_command, templates_dir
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
 
-resolved = blabs_config.check_environment(c)
+# Options of the parts the hub starts (uploads in the service, labs on this machine) are
+# checked here too, so that a bad one stops the hub rather than a lab later.
+resolved = blabs_config.check_environment(c, extra=(ImageStore, LabRuntime))
 paths = resolved["BlabsPaths"]
 network = resolved["HubNetwork"]
 db_url = resolved["CatalogDatabase"].db_url
@@ -74,7 +78,9 @@ if os.geteuid() == 0:
     c.Spawner.args = ["--allow-root"]
 
 # --- the blabs service: catalog API, admin pages, uploads ----------------------------------
+# Every BLABS_* setting reaches the service (JupyterHub passes it only what is listed).
 service_env = {
+    **{k: v for k, v in os.environ.items() if k.startswith("BLABS_")},
     "BLABS_DATA_DIR": paths.data_dir,
     "BLABS_IMAGES_DIR": paths.images_dir,
     "BLABS_LABS_DIR": paths.labs_dir,

@@ -36,7 +36,7 @@ def env_int(name: str, fallback: int) -> int:
         raise BlabsConfigError(f"{name}={raw!r} is not a whole number") from None
 
 
-def _check_range(obj, proposal, env: str, low: int, high: int, meaning: str = "") -> int:
+def check_range(obj, proposal, env: str, low: int, high: int, meaning: str = "") -> int:
     value = proposal["value"]
     if not low <= value <= high:
         trait = f"{type(obj).__name__}.{proposal['trait'].name}"
@@ -143,7 +143,7 @@ class SettingsDefaults(EnvConfigurable):
 
     @validate("max_concurrent_vms")
     def _validate_max_concurrent_vms(self, proposal):
-        return _check_range(self, proposal, "BLABS_MAX_CONCURRENT_VMS", 0, 10_000, "0 = no labs")
+        return check_range(self, proposal, "BLABS_MAX_CONCURRENT_VMS", 0, 10_000, "0 = no labs")
 
     per_user_vm_limit = Integer(
         help="""Labs one user may have running or starting at once (0 = no new labs).
@@ -156,7 +156,7 @@ class SettingsDefaults(EnvConfigurable):
 
     @validate("per_user_vm_limit")
     def _validate_per_user_vm_limit(self, proposal):
-        return _check_range(self, proposal, "BLABS_PER_USER_VM_LIMIT", 0, 100, "0 = no labs")
+        return check_range(self, proposal, "BLABS_PER_USER_VM_LIMIT", 0, 100, "0 = no labs")
 
     idle_timeout_minutes = Integer(
         help="""Minutes without keyboard or mouse input after which a lab is stopped and its
@@ -169,7 +169,7 @@ class SettingsDefaults(EnvConfigurable):
 
     @validate("idle_timeout_minutes")
     def _validate_idle_timeout_minutes(self, proposal):
-        return _check_range(self, proposal, "BLABS_IDLE_TIMEOUT_MINUTES", 1, 7 * 24 * 60)
+        return check_range(self, proposal, "BLABS_IDLE_TIMEOUT_MINUTES", 1, 7 * 24 * 60)
 
     reaper_interval_seconds = Integer(
         help="""Seconds between two idle-culling passes.
@@ -182,7 +182,7 @@ class SettingsDefaults(EnvConfigurable):
 
     @validate("reaper_interval_seconds")
     def _validate_reaper_interval_seconds(self, proposal):
-        return _check_range(self, proposal, "BLABS_REAPER_INTERVAL_SECONDS", 5, 3600)
+        return check_range(self, proposal, "BLABS_REAPER_INTERVAL_SECONDS", 5, 3600)
 
 
 class HubNetwork(EnvConfigurable):
@@ -231,21 +231,22 @@ class HubNetwork(EnvConfigurable):
     @validate("port", "hub_port", "proxy_api_port", "service_port")
     def _validate_port(self, proposal):
         env = "BLABS_" + proposal["trait"].name.upper()
-        return _check_range(self, proposal, env, 1, 65535)
+        return check_range(self, proposal, env, 1, 65535)
 
 
 CONFIGURABLES = (BlabsPaths, CatalogDatabase, SettingsDefaults, HubNetwork)
 
 
-def check_environment(config=None) -> dict:
+def check_environment(config=None, extra=()) -> dict:
     """Resolve every option once, or exit with one line naming the bad variable.
 
-    Returns ``{class name: configurable}``. Called by ``jupyterhub_config.py`` before any
-    directory or database is touched, so that a typo never leaves a half-created deployment.
+    Returns ``{class name: configurable}`` for :data:`CONFIGURABLES` and the ``extra``
+    classes. Called by ``jupyterhub_config.py`` before any directory or database is
+    touched, so that a typo never leaves a half-created deployment.
     """
     resolved = {}
     try:
-        for cls in CONFIGURABLES:
+        for cls in (*CONFIGURABLES, *extra):
             resolved[cls.__name__] = cls(config=config)
     except (BlabsConfigError, TraitError) as e:
         print(f"blabs: configuration error: {e}", file=sys.stderr)

@@ -33,9 +33,15 @@ SERVICE_OAUTH_SCOPES = [*ALL_BLABS_SCOPES, "servers!user", "read:users!user"]
 
 
 def roles() -> list[dict]:
-    """Role definitions for ``JupyterHub.load_roles`` (no members: the authenticator,
-    the admin panel or the REST API assign them)."""
+    """Role definitions for ``JupyterHub.load_roles``. Users get them from the
+    authenticator, the admin panel or the REST API; the service's own role is bound here."""
     return [
+        {
+            "name": "blabs-service",
+            "description": "The blabs service itself: sees who runs which lab (in-use guards).",
+            "scopes": ["list:users", "read:servers"],
+            "services": [SERVICE_NAME],
+        },
         {
             "name": "user",
             "description": "Every signed-in user: their own labs, and the blabs pages.",

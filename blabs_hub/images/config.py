@@ -6,7 +6,7 @@ The hub passes ``BLABS_*`` variables to the blabs service through the service's
 
 from traitlets import Integer, List, TraitError, Unicode, default, validate
 
-from ..config import EnvConfigurable, _check_range, env_int, env_value
+from ..config import EnvConfigurable, check_range, env_int, env_value
 
 GIB = 1024**3
 MIB = 1024**2
@@ -31,7 +31,7 @@ class ImageStore(EnvConfigurable):
 
     @validate("max_virtual_size_gb")
     def _validate_max_virtual_size_gb(self, proposal):
-        return _check_range(self, proposal, "BLABS_MAX_IMAGE_VIRTUAL_SIZE_GB", 1, 64 * 1024)
+        return check_range(self, proposal, "BLABS_MAX_IMAGE_VIRTUAL_SIZE_GB", 1, 64 * 1024)
 
     max_upload_size_gb = Integer(
         help="""Largest file (GiB) an upload may declare. Default:
@@ -44,7 +44,7 @@ class ImageStore(EnvConfigurable):
 
     @validate("max_upload_size_gb")
     def _validate_max_upload_size_gb(self, proposal):
-        return _check_range(self, proposal, "BLABS_MAX_UPLOAD_SIZE_GB", 1, 64 * 1024)
+        return check_range(self, proposal, "BLABS_MAX_UPLOAD_SIZE_GB", 1, 64 * 1024)
 
     allowed_formats = List(
         Unicode(),
@@ -80,7 +80,7 @@ class ImageStore(EnvConfigurable):
 
     @validate("chunk_size_mb")
     def _validate_chunk_size_mb(self, proposal):
-        return _check_range(self, proposal, "BLABS_UPLOAD_CHUNK_MB", 1, 1024)
+        return check_range(self, proposal, "BLABS_UPLOAD_CHUNK_MB", 1, 1024)
 
     qemu_img_cpu_seconds = Integer(
         help="""CPU seconds qemu-img may use to read an image's header (info, check).
@@ -93,7 +93,7 @@ class ImageStore(EnvConfigurable):
 
     @validate("qemu_img_cpu_seconds")
     def _validate_qemu_img_cpu_seconds(self, proposal):
-        return _check_range(self, proposal, "BLABS_QEMU_IMG_CPU_SECONDS", 1, 3600)
+        return check_range(self, proposal, "BLABS_QEMU_IMG_CPU_SECONDS", 1, 3600)
 
     qemu_img_memory_mb = Integer(
         help="""Address space (MiB) qemu-img may map, as OpenStack does for untrusted
@@ -106,7 +106,7 @@ class ImageStore(EnvConfigurable):
 
     @validate("qemu_img_memory_mb")
     def _validate_qemu_img_memory_mb(self, proposal):
-        return _check_range(self, proposal, "BLABS_QEMU_IMG_MEMORY_MB", 128, 64 * 1024)
+        return check_range(self, proposal, "BLABS_QEMU_IMG_MEMORY_MB", 128, 64 * 1024)
 
     qemu_img_timeout_seconds = Integer(
         help="""Wall-clock seconds for qemu-img info/check before it is killed.
@@ -119,7 +119,7 @@ class ImageStore(EnvConfigurable):
 
     @validate("qemu_img_timeout_seconds")
     def _validate_qemu_img_timeout_seconds(self, proposal):
-        return _check_range(self, proposal, "BLABS_QEMU_IMG_TIMEOUT_SECONDS", 1, 3600)
+        return check_range(self, proposal, "BLABS_QEMU_IMG_TIMEOUT_SECONDS", 1, 3600)
 
     convert_timeout_minutes = Integer(
         help="""Wall-clock (and CPU) minutes a VHD/VHDX → qcow2 conversion may take; a 40 GB
@@ -133,7 +133,7 @@ class ImageStore(EnvConfigurable):
 
     @validate("convert_timeout_minutes")
     def _validate_convert_timeout_minutes(self, proposal):
-        return _check_range(self, proposal, "BLABS_CONVERT_TIMEOUT_MINUTES", 1, 24 * 60)
+        return check_range(self, proposal, "BLABS_CONVERT_TIMEOUT_MINUTES", 1, 24 * 60)
 
     stale_upload_hours = Integer(
         help="""Unfinished uploads untouched for this long are removed (file and row).
@@ -146,7 +146,7 @@ class ImageStore(EnvConfigurable):
 
     @validate("stale_upload_hours")
     def _validate_stale_upload_hours(self, proposal):
-        return _check_range(self, proposal, "BLABS_STALE_UPLOAD_HOURS", 1, 24 * 365)
+        return check_range(self, proposal, "BLABS_STALE_UPLOAD_HOURS", 1, 24 * 365)
 
     @property
     def max_virtual_size(self) -> int:

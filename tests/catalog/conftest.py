@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-# Until the test harness gives it, the blabs service is granted here what it needs to see
-# running labs (see the report in issue 5: this belongs in blabs_hub.hub.rbac).
 CATALOG_CONFIG = """
 c.JupyterHub.authenticator_class = "dummy"
 c.JupyterHub.spawner_class = "simple"
-c.JupyterHub.load_roles.append(
-    {"name": "blabs-service", "scopes": ["list:users", "read:servers"], "services": ["blabs"]}
-)
 # With the dummy authenticator nobody is given blabs-admin at login: name the page tester.
 for _role in c.JupyterHub.load_roles:
     if _role["name"] == "blabs-admin":

@@ -97,8 +97,9 @@ class BlabsKubeSpawner(KubeSpawner):
     async def _start(self):
         """KubeSpawner's start, watched: a pod that cannot become ready stops the spawn."""
         started = time.monotonic()
-        # Give up a little before the hub does, so the message is ours, not "Timeout".
-        deadline = started + max(self.start_timeout * 0.9, self.start_timeout - 5)
+        # Give up well before the hub does (at least 2 s, even on a loaded hub), so that the
+        # message is ours, not a bare "Timeout".
+        deadline = started + max(1, min(self.start_timeout * 0.9, self.start_timeout - 2))
         kube_start = asyncio.ensure_future(super()._start())
         try:
             while not kube_start.done():

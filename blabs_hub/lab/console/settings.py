@@ -10,7 +10,7 @@ from pathlib import Path
 
 from traitlets import Integer, TraitError, Unicode, default, validate
 
-from blabs_hub.config import EnvConfigurable, _check_range, env_int, env_value
+from blabs_hub.config import EnvConfigurable, check_range, env_int, env_value
 
 
 class ConsoleSettings(EnvConfigurable):
@@ -49,7 +49,7 @@ class ConsoleSettings(EnvConfigurable):
 
     @validate("activity_interval_seconds")
     def _validate_activity_interval_seconds(self, proposal):
-        return _check_range(self, proposal, "BLABS_ACTIVITY_INTERVAL_SECONDS", 1, 3600)
+        return check_range(self, proposal, "BLABS_ACTIVITY_INTERVAL_SECONDS", 1, 3600)
 
     spice_html5_dir = Unicode(
         help="""Folder of the HTML5 SPICE client (Debian package spice-html5), served by the
@@ -81,4 +81,4 @@ class ConsoleSettings(EnvConfigurable):
 
     @validate("start_timeout_seconds")
     def _validate_start_timeout_seconds(self, proposal):
-        return _check_range(self, proposal, "BLABS_CONSOLE_START_TIMEOUT_SECONDS", 1, 600)
+        return check_range(self, proposal, "BLABS_CONSOLE_START_TIMEOUT_SECONDS", 1, 600)
