@@ -89,6 +89,12 @@ class BlabsLocalSpawner(LocalProcessSpawner):
     def _default_default_url(self):
         return "/console/"
 
+    @default("cmd")
+    def _default_cmd(self):
+        # The lab server comes from the hub's own environment, whatever PATH says.
+        beside = Path(sys.executable).parent / "jupyterhub-singleuser"
+        return [str(beside)] if beside.exists() else ["jupyterhub-singleuser"]
+
     @default("options_form")
     def _default_options_form(self):
         return self._render_options_form
