@@ -31,13 +31,16 @@ def main() -> None:
     print(
         f"\n  Bretter Labs is starting at {url}\n"
         f"  First login: user 'admin', password '{password}' (you will be asked to change it)\n"
-        f"  Stop with Ctrl-C.\n",
+        f"  Stop with Ctrl-C (running labs stop with it).\n",
         flush=True,
     )
     # The hub must see Ctrl-C itself; nothing of ours stays in between.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     hub = str(Path(sys.executable).parent / "jupyterhub")
-    os.execv(hub, [hub, "-f", str(REPO / "jupyterhub_config.py")])
+    # A demo's labs end with it; a deployed hub leaves them running across restarts.
+    os.execv(
+        hub, [hub, "-f", str(REPO / "jupyterhub_config.py"), "--JupyterHub.cleanup_servers=True"]
+    )
 
 
 if __name__ == "__main__":
