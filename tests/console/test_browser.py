@@ -5,7 +5,6 @@ lab it sits behind jupyter-server-proxy on a unix socket.
 """
 
 import time
-from pathlib import Path
 
 import pytest
 
@@ -21,15 +20,6 @@ from tests.console.parts import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.qemu]
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
@@ -60,19 +50,7 @@ def console():
             remove_tree(workdir)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-
-
-def test_page_renders_the_guest_and_only_input_counts_as_activity(console, browser):
+def test_page_renders_the_guest_and_only_input_counts_as_activity(console, browser, artifacts):
     page = browser.new_page(viewport={"width": 1024, "height": 700})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -84,8 +62,7 @@ def test_page_renders_the_guest_and_only_input_counts_as_activity(console, brows
         assert box["width"] >= 320 and box["height"] >= 200
         # the canvas shows something: not all pixels equal (SeaBIOS text on black)
         wait_for(lambda: distinct_colours(page) > 1, 20, "the guest's screen in the canvas")
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "console-relay-direct.png"))
+        page.screenshot(path=str(artifacts / "console-relay-direct.png"))
 
         # toolbar and banners from status.json; no token anywhere in the page
         page.wait_for_selector("text=Slow mode: no hardware acceleration")
