@@ -9,7 +9,7 @@ import shlex
 import tempfile
 from pathlib import Path
 
-from traitlets import Float, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Float, List, TraitError, Unicode, default, validate
 
 from blabs_hub.config import BlabsConfigError, EnvConfigurable, env_value
 from blabs_hub.lab.accel import MODES
@@ -163,3 +163,18 @@ class LabRuntime(EnvConfigurable):
     def _default_accel_cache_file(self):
         fallback = os.path.join(tempfile.gettempdir(), f"blabs-accel-{os.getuid()}.json")
         return env_value("BLABS_ACCEL_CACHE", fallback)
+
+    verify_state_checksum = Bool(
+        help="""Check a ready state's sha256 while QEMU loads it, before the guest runs, and
+        cold-boot when it does not match (a corrupt state file could otherwise resume into
+        a broken guest; QEMU only notices damage to the stream's structure). Costs reading
+        the file once more, in parallel with the load. Default: ``$BLABS_VERIFY_STATE``
+        (0 or 1) or 1.""",
+    ).tag(config=True)
+
+    @default("verify_state_checksum")
+    def _default_verify_state_checksum(self):
+        raw = env_value("BLABS_VERIFY_STATE", "1").strip().lower()
+        if raw not in ("0", "1", "true", "false", "yes", "no"):
+            raise BlabsConfigError(f"BLABS_VERIFY_STATE={raw!r} must be 0 or 1")
+        return raw in ("1", "true", "yes")

@@ -36,6 +36,7 @@ from blabs_hub.config import BlabsConfigError
 from blabs_hub.lab import disk
 from blabs_hub.lab.accel import AccelChoice, resolve_accel_async
 from blabs_hub.lab.config import LabRuntime
+from blabs_hub.lab.instant import InstantStartMixin
 from blabs_hub.lab.qemu import FirmwareFiles, build_qemu_argv, swtpm_argv
 from blabs_hub.lab.spec import LabPaths, LabSpec
 from blabs_hub.lab.status import write_stage
@@ -102,7 +103,7 @@ def _die_with_parent(parent_pid: int):
     return preexec
 
 
-class Launcher:
+class Launcher(InstantStartMixin):
     """Runs one lab; :meth:`run` returns the process exit status."""
 
     def __init__(self, spec: LabSpec, paths: LabPaths, runtime: LabRuntime):
@@ -117,6 +118,13 @@ class Launcher:
         self.output = collections.deque(maxlen=STDERR_LINES)
         self.shutdown_reason: str | None = None
         self._tasks: list[asyncio.Task] = []
+        # Instant start (blabs_hub.lab.instant): seconds since start of each stage, why a
+        # ready state was not used, the machine's argv, and the admin's "save" request.
+        self.started = time.monotonic()
+        self.timings: dict[str, float] = {}
+        self.cold_reason: str | None = None
+        self.argv: list[str] = []
+        self.save_requested = asyncio.Event()
 
     # --- the whole life of a lab -------------------------------------------------------
 
@@ -124,6 +132,7 @@ class Launcher:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_requested.set)
+        self._install_save_triggers()
         try:
             stage, message = await self._run_lab()
         except LaunchFailed as e:
@@ -136,8 +145,42 @@ class Launcher:
         return 0 if stage == "stopped" else 1
 
     async def _run_lab(self) -> tuple[str, str]:
-        started = time.monotonic()
+        self.started = started = time.monotonic()
         write_stage(self.paths, "preparing-disk", "Preparing the lab's disk")
+        choice = await resolve_accel_async(
+            self.runtime.accel,
+            qemu_binary=self.runtime.qemu_binary,
+            cache_file=Path(self.runtime.accel_cache_file),
+        )
+        self.argv = await self._prepare_machine(choice)
+        resumed = False
+        if self.spec.mode == "run" and self.spec.ready_dir:
+            resumed = await self._try_resume(self.argv)
+            if self.stop_requested.is_set():
+                return "stopped", "Lab stopped before it started"
+        if not resumed:
+            ended = await self._cold_boot(choice)
+            if ended:
+                return ended
+        ended = await self._wait_for_console()
+        if ended:
+            return ended
+        self._mark("console_ready")
+        write_stage(
+            self.paths,
+            "console-ready",
+            "The console is ready" + (" (resumed from the saved state)" if resumed else ""),
+            qemu_pid=self.qemu.pid,
+            seconds=round(time.monotonic() - started, 3),
+            resumed=resumed,
+            cold_reason=self.cold_reason,
+            timings=self.timings,
+            started_at=time.time() - (time.monotonic() - started),
+        )
+        return await self._watch()
+
+    async def _cold_boot(self, choice: AccelChoice) -> tuple[str, str] | None:
+        """Boot from the base image: the overlay over it, then QEMU."""
         base = Path(self.spec.image_path)
         try:
             await asyncio.to_thread(
@@ -149,16 +192,13 @@ class Launcher:
             )
         except disk.DiskError as e:
             raise LaunchFailed(str(e)) from None
+        self._mark("disk_ready")
         if self.stop_requested.is_set():
             return "stopped", "Lab stopped before it booted"
-        choice = await resolve_accel_async(
-            self.runtime.accel,
-            qemu_binary=self.runtime.qemu_binary,
-            cache_file=Path(self.runtime.accel_cache_file),
-        )
-        argv = await self._prepare_machine(choice)
-        await self._start_qemu(argv)
+        await self._start_qemu(self.argv)
         message = "Booting the VM"
+        if self.cold_reason:
+            message += f" (no instant start: {self.cold_reason})"
         if choice.slow_mode:
             message += f" in slow mode (software emulation): {choice.reason}"
         write_stage(
@@ -169,18 +209,9 @@ class Launcher:
             slow_mode=choice.slow_mode,
             accel_reason=choice.reason,
             qemu_pid=self.qemu.pid,
+            cold_reason=self.cold_reason,
         )
-        ended = await self._wait_for_console()
-        if ended:
-            return ended
-        write_stage(
-            self.paths,
-            "console-ready",
-            "The console is ready",
-            qemu_pid=self.qemu.pid,
-            seconds=round(time.monotonic() - started, 3),
-        )
-        return await self._watch()
+        return None
 
     # --- steps ---------------------------------------------------------------------------
 
@@ -207,7 +238,7 @@ class Launcher:
         )
         return argv + list(self.runtime.qemu_extra_args)
 
-    async def _spawn(self, argv: list[str]) -> asyncio.subprocess.Process:
+    async def _spawn(self, argv: list[str], pass_fds=()) -> asyncio.subprocess.Process:
         try:
             return await asyncio.create_subprocess_exec(
                 *argv,
@@ -220,6 +251,7 @@ class Launcher:
                 # Own process group: a Ctrl-C in a terminal reaches the launcher only, which
                 # then stops QEMU in order instead of racing it.
                 process_group=0,
+                pass_fds=pass_fds,
             )
         except OSError as e:
             raise LaunchFailed(f"cannot run {argv[0]}: {e.strerror}") from None
@@ -237,11 +269,11 @@ class Launcher:
             await asyncio.sleep(0.02)
         return self.files.tpm_socket
 
-    async def _start_qemu(self, argv: list[str]) -> None:
+    async def _start_qemu(self, argv: list[str], pass_fds=()) -> None:
         for sock in (self.paths.spice_socket, self.paths.qmp_socket):
             sock.unlink(missing_ok=True)
         print("blabs-launcher: starting " + " ".join(argv), file=sys.stderr, flush=True)
-        self.qemu = await self._spawn(argv)
+        self.qemu = await self._spawn(argv, pass_fds)
         self._tasks.append(asyncio.ensure_future(self._drain(self.qemu, "qemu")))
 
     async def _drain(self, proc: asyncio.subprocess.Process, name: str) -> None:
@@ -273,10 +305,20 @@ class Launcher:
         exited = asyncio.ensure_future(self.qemu.wait())
         stop = asyncio.ensure_future(self.stop_requested.wait())
         events = asyncio.ensure_future(self._watch_qmp())
-        waiting = {exited, stop, events}
+        save = asyncio.ensure_future(self.save_requested.wait())
+        waiting = {exited, stop, events, save}
         try:
             while True:
                 done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if save in done and stop not in done:
+                    self.save_requested.clear()
+                    if self.qmp is not None:
+                        ended = await self._save_ready_state()
+                        if ended:
+                            return ended
+                    save = asyncio.ensure_future(self.save_requested.wait())
+                    waiting.add(save)
+                    continue
                 if stop in done:
                     return "stopped", "Lab stopped"
                 if exited in done:
@@ -287,13 +329,14 @@ class Launcher:
                     raise LaunchFailed(events.result())
                 # QMP went away without a verdict: QEMU's exit will tell.
         finally:
-            for task in (exited, stop, events):
+            for task in (exited, stop, events, save):
                 task.cancel()
 
     async def _watch_qmp(self) -> str | None:
         """A failure message when the VM stops for good; None when QMP disconnects."""
         try:
-            self.qmp = await self._connect_qmp()
+            if self.qmp is None:  # a resume already holds the (single-client) monitor
+                self.qmp = await self._connect_qmp()
             listener = EventListener()
             with self.qmp.listen(listener):
                 status = (await self.qmp.execute("query-status"))["status"]

@@ -74,11 +74,11 @@ def network_listeners(argv: list[str]) -> list[str]:
     found = []
     for i, arg in enumerate(argv):
         low = arg.lower()
-        if any(marker in low for marker in _TCP_MARKERS) or low == "-s":
+        if any(marker in low for marker in _TCP_MARKERS) or arg == "-s":  # -S is "paused"
             found.append(arg)
         elif low in _LISTENING_OPTIONS:
             value = argv[i + 1] if i + 1 < len(argv) else ""
-            if not value.startswith("unix:") and value != "none":
+            if not value.startswith(("unix:", "fd:")) and value not in ("none", "defer"):
                 found.append(f"{arg} {value}")
     return found
 
@@ -233,6 +233,23 @@ def build_qemu_argv(
     argv += disk_arguments(spec, paths.overlay)
     argv += network_arguments(spec)
     return argv
+
+
+def incoming_arguments(state_fd: int) -> list[str]:
+    """Resume from a saved state read from an inherited file descriptor, paused (``-S``).
+
+    ``fd:`` because QEMU 7.2 has no ``file:`` migration URI and the seccomp sandbox
+    (``spawn=deny``) forbids ``exec:``; paused so the launcher can check the state's checksum
+    before the guest runs.
+    """
+    if state_fd < 3:
+        raise ValueError("the state must be passed on a file descriptor >= 3")
+    return ["-S", "-incoming", f"fd:{state_fd}"]
+
+
+def build_resume_argv(argv: list[str], state_fd: int) -> list[str]:
+    """A lab's argv with the saved state as incoming migration; the machine is unchanged."""
+    return [*argv, *incoming_arguments(state_fd)]
 
 
 def swtpm_argv(swtpm: str, state_dir: Path, socket_path: Path) -> list[str]:

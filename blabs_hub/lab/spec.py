@@ -14,6 +14,9 @@ FIRMWARES = ("bios", "uefi", "uefi-secure-tpm")
 DISK_BUSES = ("virtio", "sata")
 NETWORKS = ("internet", "none")
 GUEST_PROFILES = ("windows", "generic")
+# run: a student's lab (resumes from the template's ready state when there is a usable one);
+# prepare: an admin's preparation lab, cold-booted, whose state can be saved as ready state.
+MODES = ("run", "prepare")
 # qemu-img / QEMU names of the base image formats a lab can boot from.
 IMAGE_FORMATS = ("qcow2", "raw", "vpc", "vhdx")
 
@@ -35,9 +38,13 @@ class LabSpec:
     network: str = "internet"
     guest_profile: str = "windows"
     max_session_minutes: int | None = None
+    mode: str = "run"
+    # The template's ready-state folder (see blabs_hub.lab.readystate); None: always cold boot.
+    ready_dir: str | None = None
 
     def __post_init__(self):
         for name, allowed in (
+            ("mode", MODES),
             ("firmware", FIRMWARES),
             ("disk_bus", DISK_BUSES),
             ("network", NETWORKS),

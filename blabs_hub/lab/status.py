@@ -12,13 +12,31 @@ from pathlib import Path
 
 from blabs_hub.lab.spec import LabPaths
 
-STAGES = ("preparing-disk", "booting", "console-ready", "failed", "stopped")
+STAGES = (
+    "preparing-disk",
+    "disk-ready",
+    "loading-state",
+    "state-loaded",
+    "booting",
+    "console-ready",
+    "saving-state",
+    "save-failed",
+    "state-saved",
+    "failed",
+    "stopped",
+)
 FINAL_STAGES = ("failed", "stopped")
 
 # Spawn-progress percentages for the hub's progress bar.
 STAGE_PROGRESS = {
     "preparing-disk": 20,
+    "disk-ready": 30,
+    "loading-state": 50,
+    "state-loaded": 90,
     "booting": 50,
+    "saving-state": 100,
+    "save-failed": 100,
+    "state-saved": 100,
     "console-ready": 100,
     "failed": 100,
     "stopped": 100,

@@ -5,7 +5,18 @@ import string
 
 from qemu.qmp import QMPClient
 
-SHIFTED = {">": "dot", "<": "comma", "_": "minus", "|": "backslash", ":": "semicolon"}
+SHIFTED = {
+    "$": "4",
+    "%": "5",
+    "(": "9",
+    ")": "0",
+    "+": "equal",
+    ">": "dot",
+    "<": "comma",
+    "_": "minus",
+    "|": "backslash",
+    ":": "semicolon",
+}
 PLAIN = {" ": "spc", "\n": "ret", "-": "minus", ".": "dot", "/": "slash", "=": "equal"}
 
 
@@ -39,5 +50,15 @@ async def screendump(qmp_socket, filename) -> None:
     await client.connect(str(qmp_socket))
     try:
         await client.execute("screendump", {"filename": str(filename)})
+    finally:
+        await client.disconnect()
+
+
+async def hmp(qmp_socket, command: str) -> str:
+    """Run a human-monitor command (e.g. ``qemu-io``) through the test-only QMP socket."""
+    client = QMPClient("blabs-test-hmp")
+    await client.connect(str(qmp_socket))
+    try:
+        return await client.execute("human-monitor-command", {"command-line": command})
     finally:
         await client.disconnect()
