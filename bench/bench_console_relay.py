@@ -143,6 +143,67 @@ class ViaRelay:
         self.ws.close()
 
 
+class ViaProxyChain:
+    """The path a browser's console takes: CHP → jupyter-server-proxy → our relay."""
+
+    def __init__(self, chp_port, token, channel, mode, n=0):
+        self.ws = websocket.create_connection(
+            f"ws://127.0.0.1:{chp_port}/console/websockify",
+            header=[f"Authorization: token {token}"],
+            subprotocols=["binary"],
+        )
+        self.ws.send(link_message(channel) + COMMAND.pack(mode, n), websocket.ABNF.OPCODE_BINARY)
+
+    send = ViaRelay.send
+    recv = ViaRelay.recv
+    close = ViaRelay.close
+
+
+def start_proxy_chain(tmp: Path, env: dict) -> tuple[int, str, list[subprocess.Popen]]:
+    """A jupyter-server with server-proxy and our console entry, behind CHP (all loopback).
+
+    It stands in for jupyterhub-singleuser (the same server-proxy and entry; the hub's OAuth
+    check happens once per connection, not per byte).
+    """
+    token = os.urandom(16).hex()
+    server_port, chp_port, api_port = (free_port() for _ in range(3))
+    server_env = {
+        **env,
+        "BLABS_LAB_WORKDIR": str(tmp),
+        "JUPYTER_CONFIG_DIR": str(REPO / "blabs_hub" / "lab" / "jupyter_config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+        "JUPYTER_DATA_DIR": str(tmp / "data"),
+    }
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "jupyter-server"), "--ServerApp.ip=127.0.0.1",
+         f"--ServerApp.port={server_port}", "--ServerApp.port_retries=0",
+         f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False",
+         "--ServerApp.allow_root=True", f"--ServerApp.root_dir={tmp}"],
+        env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    chp = subprocess.Popen(
+        [str(REPO / "node_modules" / ".bin" / "configurable-http-proxy"), "--ip", "127.0.0.1",
+         "--port", str(chp_port), "--api-ip", "127.0.0.1", "--api-port", str(api_port),
+         "--default-target", f"http://127.0.0.1:{server_port}", "--log-level", "warn"],
+        env={**env, "CONFIGPROXY_AUTH_TOKEN": os.urandom(16).hex()},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            ViaProxyChain(chp_port, token, DISPLAY, b"ECHO").close()
+            return chp_port, token, [server, chp]
+        except (OSError, websocket.WebSocketException):
+            time.sleep(0.3)
+    raise SystemExit("the CHP → server-proxy → relay chain did not come up")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def up(make, n):
     c = make(b"SINK", n)
     block = b"\xaa" * CHUNK
@@ -262,6 +323,11 @@ def main():
         def relayed(channel):
             return lambda mode, size=0: ViaRelay(relay_sock, channel, mode, size)
 
+        chp_port, token, chain = start_proxy_chain(tmp, env)
+
+        def chained(channel):
+            return lambda mode, size=0: ViaProxyChain(chp_port, token, channel, mode, size)
+
         print(f"console relay benchmark ({args.mib} MiB per run; ratio = relay / direct)")
         rows = [
             ("down MB/s", down(direct(DISPLAY), n), down(relayed(DISPLAY), n)),
@@ -270,6 +336,14 @@ def main():
         ]
         for name, ref, got in rows:
             print(f"  {name:34s} relay {got:9.1f}   direct {ref:9.1f}   ratio {got / ref:6.2f}")
+        print("  through CHP → jupyter-server-proxy → relay, as a browser's console goes:")
+        rows = [
+            ("down MB/s", down(direct(DISPLAY), n), down(chained(DISPLAY), n)),
+            ("up MB/s (inputs channel, parsed)", up(direct(INPUTS), n), up(chained(INPUTS), n)),
+        ]
+        for name, ref, got in rows:
+            print(f"  {name:34s} chain {got:9.1f}   direct {ref:9.1f}   ratio {got / ref:6.2f}")
+        c50, c95 = round_trips(chained(DISPLAY), args.round_trips)
         d50, d95 = round_trips(direct(DISPLAY), args.round_trips)
         r50, r95 = round_trips(relayed(DISPLAY), args.round_trips)
         print(
@@ -280,6 +354,17 @@ def main():
             f"  {'8-byte round trip p95 ms':34s} relay {r95:9.3f}   direct {d95:9.3f}"
             f"   ratio {r95 / d95:6.1f}   (added {r95 - d95:.3f} ms)"
         )
+        print(
+            f"  {'8-byte round trip p50 ms, chain':34s} chain {c50:9.3f}   direct {d50:9.3f}"
+            f"   ratio {c50 / d50:6.1f}   (added {c50 - d50:.3f} ms)"
+        )
+        print(
+            f"  {'8-byte round trip p95 ms, chain':34s} chain {c95:9.3f}   direct {d95:9.3f}"
+            f"   ratio {c95 / d95:6.1f}   (added {c95 - d95:.3f} ms)"
+        )
+        for process in chain:
+            process.terminate()
+            process.wait(10)
         idle, early, peak, rate = slow_reader(relay_sock, relay.pid, args.slow_seconds)
         print(
             f"  {'relay PSS MiB, slow reader':34s} peak  {peak:9.1f}   at 1 s {early:8.1f}"
