@@ -102,6 +102,21 @@ def test_restart_keeps_catalog_rows_and_does_not_reseed_settings(hub):
     assert requests.get(f"{hub.url}/services/blabs/health", timeout=10).status_code == 200
 
 
+def start_expecting_failure(hub: RunningHub) -> subprocess.CompletedProcess:
+    """Run the hub in the foreground; it must exit on its own, with an error status."""
+    hub.write_config()
+    result = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "jupyterhub"), "-f", str(hub.config_path)],
+        cwd=hub.root,
+        env=hub.environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    return result
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
@@ -115,16 +130,7 @@ def test_bad_environment_stops_the_hub_with_one_line_and_creates_nothing(
     hub_factory, variable, value
 ):
     hub = hub_factory.create(DUMMY_AUTH, env={variable: value})
-    hub.write_config()
-    result = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "jupyterhub"), "-f", str(hub.config_path)],
-        cwd=hub.root,
-        env=hub.environment(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode != 0
+    result = start_expecting_failure(hub)
     errors = [line for line in result.stderr.splitlines() if "configuration error" in line]
     assert len(errors) == 1, result.stderr
     assert variable in errors[0] and value in errors[0]
@@ -135,16 +141,7 @@ def test_unwritable_data_dir_stops_the_hub_naming_it(hub_factory, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     hub = hub_factory.create(DUMMY_AUTH, env={"BLABS_DATA_DIR": str(blocker / "data")})
-    hub.write_config()
-    result = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "jupyterhub"), "-f", str(hub.config_path)],
-        cwd=hub.root,
-        env=hub.environment(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode != 0
+    result = start_expecting_failure(hub)
     assert "BLABS_DATA_DIR" in result.stderr and "cannot be created" in result.stderr
 
 
