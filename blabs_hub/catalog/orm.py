@@ -101,3 +101,40 @@ class Settings(Base):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
     updated_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class UsageSession(Base):
+    """One lab session, written by the hub side (``hub/spawners/lifecycle.py``).
+
+    A row is opened when a start is attempted and closed when the lab stops or its start
+    fails. ``minutes`` is kept on the row (not only derived) so reports are a plain read.
+    """
+
+    __tablename__ = "blabs_usage_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(255), index=True)
+    server_name: Mapped[str] = mapped_column(String(30))
+    template: Mapped[str] = mapped_column(String(30), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    minutes: Mapped[float | None] = mapped_column(Float)
+    # user | idle | max-session | admin | failure | unknown (see blabs_hub/usage/reasons.py)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    spawn_seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class StopIntent(Base):
+    """Why someone is about to stop a lab, recorded by whoever asks before they ask.
+
+    The spawner's ``stop()`` does not learn who asked for it; the culler and the stop page
+    write a row here first, and the hub's ``lab_stopped`` hook consumes it.
+    """
+
+    __tablename__ = "blabs_stop_intents"
+
+    user: Mapped[str] = mapped_column(String(255), primary_key=True)
+    server_name: Mapped[str] = mapped_column(String(30), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
