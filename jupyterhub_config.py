@@ -15,10 +15,12 @@ from pathlib import Path
 
 from blabs_hub import config as blabs_config
 from blabs_hub.catalog import Catalog
+from blabs_hub.culler import CullerSettings
 from blabs_hub.hub import rbac
 from blabs_hub.hub.auth import authenticator_class
 from blabs_hub.hub.home import lab_cards
 from blabs_hub.hub.spawners.options import TemplateChoice
+from blabs_hub.hub.startgate import LabStartGate
 from blabs_hub.images.config import ImageStore
 from blabs_hub.lab.config import LabRuntime
 from blabs_hub.resources import chp_command, templates_dir
@@ -27,7 +29,9 @@ c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
 
 # Options of the parts the hub starts (uploads in the service, labs on this machine) are
 # checked here too, so that a bad one stops the hub rather than a lab later.
-resolved = blabs_config.check_environment(c, extra=(ImageStore, LabRuntime))
+resolved = blabs_config.check_environment(
+    c, extra=(ImageStore, LabRuntime, LabStartGate, CullerSettings)
+)
 paths = resolved["BlabsPaths"]
 network = resolved["HubNetwork"]
 db_url = resolved["CatalogDatabase"].db_url
@@ -98,6 +102,31 @@ c.JupyterHub.services = [
         "oauth_client_allowed_scopes": rbac.SERVICE_OAUTH_SCOPES,
     }
 ]
+
+# --- the idle culler: jupyterhub-idle-culler with the live timeout (blabs_hub/culler.py) ----
+# Least scopes: see users' servers and their activity, stop and remove them. The lab folder
+# (console connects, the session-end banner) is only reachable for local labs: only they
+# get admin:server_state, which holds the folder's path.
+culler_scopes = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+if c.JupyterHub.spawner_class == "blabs-local":
+    culler_scopes.append("admin:server_state")
+c.JupyterHub.services.append(
+    {
+        "name": "blabs-culler",
+        "command": [sys.executable, "-m", "blabs_hub.culler"],
+        "environment": service_env,
+    }
+)
+c.JupyterHub.load_roles.append(
+    {
+        "name": "blabs-culler",
+        "description": "Stop and remove labs idle (no input) longer than the live timeout.",
+        "scopes": culler_scopes,
+        "services": ["blabs-culler"],
+    }
+)
+# Admission (blabs_hub/hub/admission.py) is the one place that limits labs: JupyterHub's
+# active_server_limit, named_server_limit_per_user and concurrent_spawn_limit stay at 0.
 
 # --- site additions, last -------------------------------------------------------------------
 config_d = Path(os.environ.get("BLABS_CONFIG_D") or Path(__file__).parent / "jupyterhub_config.d")

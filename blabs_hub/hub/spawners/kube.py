@@ -20,6 +20,9 @@ from kubespawner import KubeSpawner
 from tornado import web
 from traitlets import Instance, default
 
+from ...lab.spec import LabSpec
+from ..startgate import queue_progress
+from . import lifecycle
 from .options import TemplateChoice, render_picker, requested_slug
 from .pod import (
     CONSOLE_CONTAINER,
@@ -55,6 +58,8 @@ class BlabsKubeSpawner(KubeSpawner):
         return TemplateChoice(parent=self)
 
     lab = Instance(KubeLab)
+    lab_spec = Instance(LabSpec, allow_none=True)  # the running lab (kept in the hub's state)
+    starting_spec = Instance(LabSpec, allow_none=True)  # the lab being started
 
     @default("lab")
     def _default_lab(self):
@@ -96,6 +101,19 @@ class BlabsKubeSpawner(KubeSpawner):
 
     async def _start(self):
         """KubeSpawner's start, watched: a pod that cannot become ready stops the spawn."""
+        self.starting_spec = None
+        try:
+            self.starting_spec = self.templates.spec_for_request(self.user_options, self.name)
+            await lifecycle.lab_starting(self, self.starting_spec)  # may refuse: no pod made
+            url = await self._start_pod()
+        except BaseException as e:
+            await lifecycle.lab_start_failed(self, self.starting_spec, e)
+            raise
+        self.lab_spec = self.starting_spec
+        await lifecycle.lab_started(self, self.lab_spec)
+        return url
+
+    async def _start_pod(self):
         started = time.monotonic()
         # Give up well before the hub does (at least 2 s, even on a loaded hub), so that the
         # message is ours, not a bare "Timeout".
@@ -133,6 +151,29 @@ class BlabsKubeSpawner(KubeSpawner):
             await self.stop(now=True)
         except Exception:
             self.log.exception("Lab %s: could not delete pod %s", self._log_name, self.pod_name)
+
+    async def progress(self):
+        async for event in queue_progress(self):
+            yield event
+        async for event in super().progress():
+            yield event
+
+    def get_state(self):
+        state = super().get_state()
+        if self.lab_spec is not None:
+            state["lab_spec"] = self.lab_spec.to_json()
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        if state.get("lab_spec"):
+            self.lab_spec = LabSpec.from_json(state["lab_spec"])
+
+    async def stop(self, now=False):
+        spec, self.lab_spec = self.lab_spec, None
+        await super().stop(now=now)
+        if spec is not None:
+            await lifecycle.lab_stopped(self, spec)
 
     # --- poll: the lab ends when either container does -----------------------------------
 

@@ -23,6 +23,7 @@ from traitlets import Float, Instance, Integer, Unicode, default
 from ...config import BlabsPaths
 from ...lab.spec import LabPaths, LabSpec
 from ...lab.status import read_stages
+from ..startgate import queue_progress
 from . import lifecycle
 from .options import TemplateChoice, render_picker, requested_slug
 from .progress import stage_event
@@ -222,6 +223,8 @@ class BlabsLocalSpawner(LocalProcessSpawner):
 
     async def progress(self):
         """The launcher's stages, as they happen, for the hub's spawn-progress bar."""
+        async for event in queue_progress(self):  # waiting for a start slot
+            yield event
         seen = 0
         while True:
             if self.lab_dir:

@@ -6,6 +6,7 @@ cycle, so a change here applies without a restart.
 
 from ...catalog import Settings
 from ...catalog.rules import SETTINGS_BOUNDS, validate_settings
+from ...config import SettingsDefaults
 from .common import SETTINGS, APIHandler, raise_first
 
 NOTES = {key: meaning for key, (_low, _high, meaning) in SETTINGS_BOUNDS.items()}
@@ -23,6 +24,20 @@ def settings_json(row: Settings) -> dict:
     }
 
 
+def below_cull_interval(clean: dict, interval_seconds: int) -> list[dict]:
+    """A timeout the culler cannot honour: it only looks every ``interval_seconds``."""
+    minutes = clean.get("idle_timeout_minutes")
+    if minutes is None or minutes * 60 >= interval_seconds:
+        return []
+    return [
+        {
+            "field": "idle_timeout_minutes",
+            "message": f"idle_timeout_minutes must be at least the cull interval "
+            f"(BLABS_REAPER_INTERVAL_SECONDS = {interval_seconds} s), got {minutes}",
+        }
+    ]
+
+
 class SettingsHandler(APIHandler):
     def get(self):
         self.require_scope(SETTINGS)
@@ -31,6 +46,7 @@ class SettingsHandler(APIHandler):
     def patch(self):
         user = self.require_scope(SETTINGS)
         clean, errors = validate_settings(self.json_body())
+        errors += below_cull_interval(clean, SettingsDefaults().reaper_interval_seconds)
         raise_first(errors)
         with self.catalog.session() as db, db.begin():
             row = db.get(Settings, 1)

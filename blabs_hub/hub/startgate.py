@@ -1,0 +1,103 @@
+"""The start gate: at most N labs *starting* at once, first come first served.
+
+Admission (:mod:`.admission`) decides whether a lab may have a seat; the gate only spaces
+out the starts of admitted labs so that a class of 200 clicking at once does not ask the
+cluster (image pulls, QEMU boots, the API server) for 200 pods in the same second. A lab
+waiting at the gate keeps its seat and sees its place in line on the spawn page; it is
+never refused for being in a burst. (JupyterHub's ``concurrent_spawn_limit`` would refuse
+with a bare "Too many users trying to log in right now" 429 instead, so it stays off.)
+
+The queue is plain bookkeeping on the hub's one event loop; a slot is freed when the hub's
+whole spawn (start + proxy route) ends, however it ends.
+"""
+
+import asyncio
+from collections import deque
+
+from traitlets import Integer, default, validate
+
+from ..config import EnvConfigurable, check_range, env_int
+
+
+class LabStartGate(EnvConfigurable):
+    """How many labs may be starting at the same time (the rest wait in line)."""
+
+    max_concurrent_starts = Integer(
+        help="""Labs that may be starting at once on the whole hub; more wait in line, first
+        come first served, and see their place on the spawn page. Running labs are limited
+        by the live ``max_concurrent_vms`` setting, not by this.
+        Default: ``$BLABS_MAX_CONCURRENT_STARTS`` or 20.""",
+    ).tag(config=True)
+
+    @default("max_concurrent_starts")
+    def _default_max_concurrent_starts(self):
+        return env_int("BLABS_MAX_CONCURRENT_STARTS", 20)
+
+    @validate("max_concurrent_starts")
+    def _validate_max_concurrent_starts(self, proposal):
+        return check_range(self, proposal, "BLABS_MAX_CONCURRENT_STARTS", 1, 10_000)
+
+
+class StartGate:
+    """A FIFO of waiters and a set of keys holding a start slot."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.starting: set = set()
+        self.waiting: deque = deque()  # (key, future)
+
+    def position(self, key) -> int:
+        """1 for the next in line; 0 when ``key`` is not waiting."""
+        for i, (k, _f) in enumerate(self.waiting, 1):
+            if k == key:
+                return i
+        return 0
+
+    async def enter(self, key) -> None:
+        """Return when ``key`` holds a slot; call :meth:`leave` when its start is over."""
+        if len(self.starting) < self.limit and not self.waiting:
+            self.starting.add(key)
+            return
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append((key, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            self.waiting = deque((k, f) for k, f in self.waiting if f is not future)
+            if future.done() and not future.cancelled():
+                self.leave(key)  # granted and cancelled in the same turn
+            raise
+
+    def leave(self, key) -> None:
+        self.starting.discard(key)
+        while self.waiting and len(self.starting) < self.limit:
+            key, future = self.waiting.popleft()
+            if future.done():
+                continue
+            self.starting.add(key)
+            future.set_result(None)
+
+
+_gate: StartGate | None = None
+
+
+def hub_gate(config=None) -> StartGate:
+    """The hub's one gate (its limit read once, from config or ``BLABS_MAX_CONCURRENT_STARTS``)."""
+    global _gate
+    if _gate is None:
+        _gate = StartGate(LabStartGate(config=config).max_concurrent_starts)
+    return _gate
+
+
+async def queue_progress(spawner):
+    """Progress events while a lab waits at the start gate ("3 labs ahead of you")."""
+    gate = hub_gate(spawner.config)
+    shown = None
+    while (place := gate.position(spawner)) or shown is None:
+        if place and place != shown:
+            ahead = "1 lab is" if place == 1 else f"{place} labs are"
+            yield {"progress": 5, "message": f"Waiting for a free start slot: {ahead} ahead of you"}
+        shown = place
+        if not place:
+            return
+        await asyncio.sleep(0.5)
