@@ -173,6 +173,35 @@ class Client:
     def delete_template(self, slug: str) -> None:
         self.call("DELETE", f"/templates/{slug}")
 
+    def ready_state(self, slug: str) -> dict:
+        return self.call("GET", f"/templates/{slug}/ready-state")
+
+    def start_preparation(self, slug: str) -> dict:
+        """Start the caller's preparation lab of ``slug`` through the hub's REST API."""
+        where = self.call("POST", f"/templates/{slug}/prepare")
+        user = self.http.get(self.hub_url.rstrip("/") + "/hub/api/user", timeout=self.timeout)
+        name = user.json()["name"]
+        response = self.http.post(
+            f"{self.hub_url.rstrip('/')}/hub/api/users/{name}/servers/{where['server_name']}",
+            json={"user_options": where["user_options"]},
+            timeout=self.timeout,
+        )
+        if response.status_code not in (201, 202):
+            raise ApiFailure(response.status_code, _json_or_text(response))
+        return where
+
+    def save_ready_state(self, slug: str, timeout: float = 600) -> dict:
+        """Ask the running preparation lab to save; wait for "state-saved" or "save-failed"."""
+        self.call("POST", f"/templates/{slug}/ready-state")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.ready_state(slug)
+            stage = (state.get("preparation") or {}).get("stage")
+            if stage in ("state-saved", "save-failed", "failed", "stopped"):
+                return state
+            time.sleep(0.5)
+        raise TimeoutError(f"the ready state of {slug} was not saved within {timeout} s")
+
     def settings(self) -> dict:
         return self.call("GET", "/settings")
 

@@ -4,6 +4,7 @@
     blabs images list | delete ID_OR_NAME
     blabs templates list | create --slug S --title T --image NAME [...]
     blabs templates enable S | disable S | delete S
+    blabs templates prepare S | save-ready-state S | ready-state S   (instant start)
     blabs settings get | set max_concurrent_vms=10 idle_timeout_minutes=45
 
 The hub URL defaults to ``$JUPYTERHUB_URL`` (else http://127.0.0.1:8000), the token to
@@ -140,6 +141,29 @@ def templates_delete(client: Client, args) -> None:
     print(f"deleted template {args.slug}")
 
 
+def templates_ready_state(client: Client, args) -> None:
+    if args.action == "prepare":
+        where = client.start_preparation(args.slug)
+        print(
+            f"preparation lab of {args.slug} starting: {client.hub_url.rstrip('/')}{where['url']}"
+        )
+        return
+    if args.action == "save-ready-state":
+        state = client.save_ready_state(args.slug)
+        preparation = state.get("preparation") or {}
+        if preparation.get("stage") != "state-saved":
+            raise SystemExit(f"blabs: not saved: {preparation.get('message', state)}")
+    else:
+        state = client.ready_state(args.slug)
+    if args.json:
+        _out(args, state)
+    else:
+        verdict = (
+            "instant start ready" if state["instant_start"] else f"cold boot: {state['reason']}"
+        )
+        print(f"{args.slug}: {verdict}")
+
+
 def add_templates(sub) -> None:
     p = sub.add_parser("templates", help="lab templates")
     p = p.add_subparsers(dest="action", required=True)
@@ -156,6 +180,9 @@ def add_templates(sub) -> None:
         ("enable", templates_toggle),
         ("disable", templates_toggle),
         ("delete", templates_delete),
+        ("ready-state", templates_ready_state),
+        ("prepare", templates_ready_state),
+        ("save-ready-state", templates_ready_state),
     ):
         c = p.add_parser(action, help=f"{action} a template")
         c.add_argument("slug")

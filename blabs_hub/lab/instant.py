@@ -46,9 +46,11 @@ from blabs_hub.lab.readystate import (
     file_size,
     qemu_version,
     read_meta,
+    save_request_file,
     sha256_file,
     state_metadata,
     write_meta,
+    write_save_status,
 )
 from blabs_hub.lab.status import write_stage
 
@@ -215,23 +217,37 @@ class InstantStartMixin:
             return
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGUSR1, self.save_requested.set)
+        if self.spec.ready_dir:  # a request left from an earlier preparation is not for us
+            save_request_file(self.spec.ready_dir).unlink(missing_ok=True)
         self._tasks.append(asyncio.ensure_future(self._poll_save_request()))
 
     async def _poll_save_request(self) -> None:
-        """A ``save-request`` file in the lab folder asks for a save (works through kubectl)."""
-        request = self.paths.workdir / SAVE_REQUEST_FILE
+        """A ``save-request`` file asks for a save: in the lab folder (kubectl exec), or beside
+        the ready state (the blabs service's "Save as ready state")."""
+        requests = [self.paths.workdir / SAVE_REQUEST_FILE]
+        if self.spec.ready_dir:
+            requests.append(save_request_file(self.spec.ready_dir))
         while True:
-            if request.exists():
-                request.unlink(missing_ok=True)
-                self.save_requested.set()
+            for request in requests:
+                if request.exists():
+                    request.unlink(missing_ok=True)
+                    self.save_requested.set()
             await asyncio.sleep(0.2)
+
+    def _report_preparation(self, record: dict) -> None:
+        """Tell the service how the preparation lab is doing (beside the ready state)."""
+        if self.spec.mode == "prepare" and self.spec.ready_dir:
+            with contextlib.suppress(OSError):
+                write_save_status(self.spec.ready_dir, record)
 
     async def _save_ready_state(self) -> tuple[str, str] | None:
         """Save; the ending of the lab on success, None (VM running again) on failure."""
         if not self.spec.ready_dir:
             write_stage(self.paths, "save-failed", "this lab has no ready-state folder")
             return None
-        write_stage(self.paths, "saving-state", "Saving the VM as the template's ready state")
+        self._report_preparation(
+            write_stage(self.paths, "saving-state", "Saving the VM as the template's ready state")
+        )
         target = Path(self.spec.ready_dir)
         tmp = target.parent / f".{target.name}.saving-{secrets.token_hex(4)}"
         begun = time.monotonic()
@@ -250,14 +266,15 @@ class InstantStartMixin:
             with contextlib.suppress(Exception):
                 await self.qmp.execute("cont")
             log(f"saving the ready state failed, the VM continues: {message}")
-            write_stage(
+            record = write_stage(
                 self.paths,
                 "save-failed",
                 f"The ready state was not saved ({message}); the VM continues, nothing was "
                 "changed: free space or fix the cause and save again",
             )
+            self._report_preparation(record)
             return None
-        write_stage(
+        record = write_stage(
             self.paths,
             "state-saved",
             "Ready state saved: labs of this template now start from it",
@@ -265,6 +282,7 @@ class InstantStartMixin:
             state_size=meta["state_size"],
             ready_dir=str(target),
         )
+        self._report_preparation(record)
         return "stopped", "Ready state saved; the preparation lab has ended"
 
     async def _write_ready_state(self, ready: ReadyPaths) -> dict:

@@ -140,7 +140,9 @@ class Launcher(InstantStartMixin):
         except Exception as e:  # a launcher bug must still clean up and say so
             stage, message = "failed", f"launcher error: {type(e).__name__}: {e}"
         await self._cleanup()
-        write_stage(self.paths, stage, message)
+        final = write_stage(self.paths, stage, message)
+        if not message.startswith("Ready state saved"):  # keep "state-saved" as last word
+            self._report_preparation(final)
         print(f"blabs-launcher: {stage}: {message}", file=sys.stderr, flush=True)
         return 0 if stage == "stopped" else 1
 
@@ -166,7 +168,7 @@ class Launcher(InstantStartMixin):
         if ended:
             return ended
         self._mark("console_ready")
-        write_stage(
+        ready = write_stage(
             self.paths,
             "console-ready",
             "The console is ready" + (" (resumed from the saved state)" if resumed else ""),
@@ -177,6 +179,7 @@ class Launcher(InstantStartMixin):
             timings=self.timings,
             started_at=time.time() - (time.monotonic() - started),
         )
+        self._report_preparation(ready)
         return await self._watch()
 
     async def _cold_boot(self, choice: AccelChoice) -> tuple[str, str] | None:

@@ -86,6 +86,18 @@ def ready_dir_for(image_path: str | Path, slug: str) -> Path:
     return image.parent / f"{image.name}.ready" / slug
 
 
+def save_request_file(ready_dir: str | Path) -> Path:
+    """Touched by the blabs service ("Save as ready state"); the preparation lab polls it."""
+    ready_dir = Path(ready_dir)
+    return ready_dir.parent / f"{ready_dir.name}.save-request"
+
+
+def save_status_file(ready_dir: str | Path) -> Path:
+    """The preparation lab's last word (running, saving, saved, failed), for the service."""
+    ready_dir = Path(ready_dir)
+    return ready_dir.parent / f"{ready_dir.name}.save-status.json"
+
+
 def machine_fields(spec: LabSpec) -> dict:
     """The part of a spec the saved state depends on (pure)."""
     data = asdict(spec)
@@ -238,6 +250,22 @@ def write_meta(ready: ReadyPaths, meta: dict) -> None:
     os.replace(tmp, ready.meta)
 
 
+def write_save_status(ready_dir: str | Path, record: dict) -> None:
+    path = save_status_file(ready_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def read_save_status(ready_dir: str | Path) -> dict | None:
+    try:
+        data = json.loads(save_status_file(ready_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def qemu_version(qemu_binary: str) -> str:
     """``QEMU emulator version X (package)``'s first line, e.g. "7.2.13 (Debian 1:7.2+dfsg-7)"."""
     result = subprocess.run(
@@ -249,12 +277,14 @@ def qemu_version(qemu_binary: str) -> str:
 
 def template_status(image_path: str | Path, spec: LabSpec) -> dict:
     """What the admin pages show: instant start ready or not, and why (reads meta only)."""
-    ready = ReadyPaths(ready_dir_for(image_path, spec.slug))
-    meta = read_meta(ready)
+    ready_dir = ready_dir_for(image_path, spec.slug)
+    meta = read_meta(ReadyPaths(ready_dir))
     verdict = check_template(meta, spec)
     return {
         "instant_start": verdict.usable,
         "reason": verdict.reason,
         "saved_at": meta.get("saved_at") if meta else None,
         "qemu_version": meta.get("qemu_version") if meta else None,
+        "state_size": meta.get("state_size") if meta else None,
+        "preparation": read_save_status(ready_dir),
     }

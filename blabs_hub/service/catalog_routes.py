@@ -13,6 +13,7 @@ from traitlets import TraitError
 from ..config import BlabsConfigError, BlabsPaths
 from ..images.config import ImageStore
 from .api.images import image_routes
+from .api.readystate import ready_state_routes
 from .api.settings import settings_routes
 from .api.templates import template_routes
 from .pages.admin import page_routes
@@ -40,6 +41,7 @@ def catalog_routes(at) -> list:
     return [
         *image_routes(at, images),
         *template_routes(at),
+        *ready_state_routes(at),
         *settings_routes(at),
         (at("api/openapi.yaml"), OpenAPIHandler),
         *page_routes(at),

@@ -25,7 +25,7 @@ from ...lab.spec import LabPaths, LabSpec
 from ...lab.status import read_stages
 from ..startgate import queue_progress
 from . import lifecycle
-from .options import TemplateChoice, render_picker, requested_slug
+from .options import TemplateChoice, render_picker, requested_prepare, requested_slug
 from .progress import stage_event
 
 LAB_SERVER_CONFIG = Path(__file__).resolve().parents[2] / "lab" / "jupyter_config"
@@ -104,7 +104,10 @@ class BlabsLocalSpawner(LocalProcessSpawner):
         return render_picker(self.templates.enabled_templates(), selected=self.name)
 
     def options_from_form(self, formdata):
-        return {"template": requested_slug(formdata, self.name)}
+        options = {"template": requested_slug(formdata, self.name)}
+        if requested_prepare(formdata):
+            options["prepare"] = True
+        return options
 
     def options_from_query(self, query_data):
         return self.options_from_form(query_data)
@@ -155,7 +158,9 @@ class BlabsLocalSpawner(LocalProcessSpawner):
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self):
-        spec = self.templates.spec_for_request(self.user_options, self.name)
+        spec = self.templates.spec_for_request(
+            self.user_options, self.name, may_prepare=self.user.admin
+        )
         await self._remove_lab()  # a lab left over from an unclean stop
         try:
             await lifecycle.lab_starting(self, spec)

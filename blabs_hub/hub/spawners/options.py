@@ -18,6 +18,7 @@ from traitlets.config import LoggingConfigurable
 
 from ...catalog import Catalog, Image, Template
 from ...config import BlabsPaths, CatalogDatabase
+from ...lab.readystate import ready_dir_for
 from ...lab.spec import LabSpec
 
 # QEMU's name for each stored image format (the catalog stores what the inspector found).
@@ -39,6 +40,18 @@ def requested_slug(user_options: dict | None, server_name: str) -> str:
     return slug
 
 
+def requested_prepare(user_options: dict | None) -> bool:
+    """Whether a spawn asks for a *preparation* lab (``"prepare": true``, ``?opt-prepare=1``).
+
+    A preparation lab always cold-boots, and its state can be saved as the template's ready
+    state, which every later lab of the template resumes from: admins only.
+    """
+    value = (user_options or {}).get("prepare", False)
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value in (True, 1, "1", "true", "on", "yes")
+
+
 def check_template(slug: str, template: Template | None) -> Template:
     """Refuse unknown, disabled and not-ready templates, in words a student understands."""
     if template is None:
@@ -50,12 +63,18 @@ def check_template(slug: str, template: Template | None) -> Template:
     return template
 
 
-def lab_spec_for(template: Template, images_dir: str | Path) -> LabSpec:
-    """The machine a template describes, with its image's path in the image store."""
+def lab_spec_for(template: Template, images_dir: str | Path, prepare: bool = False) -> LabSpec:
+    """The machine a template describes, with its image's path in the image store.
+
+    Every lab names the template's ready-state folder beside the image: a student's lab
+    resumes from it when a usable state is there (the launcher decides, and cold-boots
+    otherwise); a preparation lab saves into it.
+    """
     image = template.image
+    image_path = Path(images_dir) / image.filename
     return LabSpec(
         slug=template.slug,
-        image_path=str(Path(images_dir) / image.filename),
+        image_path=str(image_path),
         image_format=QEMU_FORMATS.get(image.format or "", image.format or ""),
         cpus=template.cpus,
         memory_mib=template.memory_mib,
@@ -64,6 +83,8 @@ def lab_spec_for(template: Template, images_dir: str | Path) -> LabSpec:
         network=template.network,
         guest_profile=template.guest_profile,
         max_session_minutes=template.max_session_minutes,
+        mode="prepare" if prepare else "run",
+        ready_dir=str(ready_dir_for(image_path, template.slug)),
     )
 
 
@@ -130,8 +151,13 @@ class TemplateChoice(LoggingConfigurable):
                 template.image  # noqa: B018 (load it while the session is open)
             return template
 
-    def spec_for_request(self, user_options: dict | None, server_name: str) -> LabSpec:
-        """The lab to start for a spawn request, or a 400 naming the problem."""
+    def spec_for_request(
+        self, user_options: dict | None, server_name: str, may_prepare: bool = False
+    ) -> LabSpec:
+        """The lab to start for a spawn request, or a 400/403 naming the problem."""
+        prepare = requested_prepare(user_options)
+        if prepare and not may_prepare:
+            raise web.HTTPError(403, "only admins can prepare a template's ready state")
         try:
             slug = requested_slug(user_options, server_name)
             template = check_template(slug, self.find(slug))
@@ -139,4 +165,4 @@ class TemplateChoice(LoggingConfigurable):
             raise web.HTTPError(400, str(e)) from None
         # A missing image file is the launcher's to report, as a failed stage in the
         # progress page: it is a fault of the deployment, not of the request.
-        return lab_spec_for(template, self.images_dir)
+        return lab_spec_for(template, self.images_dir, prepare=prepare)

@@ -4,6 +4,9 @@ from ...lab.status import STAGE_PROGRESS
 
 STAGE_TITLES = {
     "preparing-disk": "Preparing the lab's disk",
+    "disk-ready": "The lab's disk is ready",
+    "loading-state": "Resuming the virtual machine from its saved state",
+    "state-loaded": "The virtual machine resumed",
     "booting": "Starting the virtual machine",
     "console-ready": "Console ready",
     "failed": "The lab could not start",
@@ -20,6 +23,11 @@ def stage_event(stage: dict) -> dict:
     if stage.get("slow_mode"):
         text += " (slow mode: no hardware acceleration on this host)"
     event = {"progress": STAGE_PROGRESS.get(name, 50), "message": text}
+    # Stage times for the spawn-duration metrics (issue 8): unix time of this stage, and on
+    # console-ready the seconds since launcher start of each step and whether it resumed.
+    event["blabs_stage"] = {
+        key: stage[key] for key in ("stage", "time", "timings", "resumed") if key in stage
+    }
     if name == "failed":
         event["failed"] = True
     return event

@@ -69,7 +69,10 @@
       cell(row, t.image + (t.image_ready ? "" : " (not ready)"));
       cell(row, t.cpus + " CPU · " + t.memory_mib + " MiB · " + t.firmware + " · " + t.disk_bus + " · " + t.network);
       cell(row, t.enabled ? "yes" : "no").className = "template-enabled";
+      const instant = cell(row, "…");
+      instant.className = "template-instant";
       const actions = cell(row, "");
+      readyState(t, instant, actions);
       actions.appendChild(button(t.enabled ? "Disable" : "Enable", "btn-outline-secondary me-1",
         guard(async () => {
           await api("POST", "templates/" + t.slug + (t.enabled ? "/disable" : "/enable"));
@@ -82,6 +85,34 @@
         await refresh();
       })));
       body.appendChild(row);
+    }
+  }
+
+  // Instant start: "instant start ready", or why not; Prepare opens a preparation lab (the
+  // hub's spawn page), "Save as ready state" asks that running lab to save its VM state.
+  async function readyState(t, where, actions) {
+    let state;
+    try {
+      state = await api("GET", "templates/" + t.slug + "/ready-state");
+    } catch (err) {
+      where.textContent = "";
+      return;
+    }
+    const prep = state.preparation || {};
+    where.textContent = state.instant_start ? "instant start ready" : "cold boot: " + state.reason;
+    if (prep.stage === "save-failed" || prep.stage === "saving-state") {
+      where.textContent += " · " + prep.message;
+    }
+    actions.appendChild(button("Prepare", "btn-outline-success me-1", guard(async () => {
+      const { url } = await api("POST", "templates/" + t.slug + "/prepare");
+      window.open(url, "_blank");
+    })));
+    if (prep.stage === "console-ready" || prep.stage === "save-failed") {
+      actions.appendChild(button("Save as ready state", "btn-success me-1", guard(async () => {
+        await api("POST", "templates/" + t.slug + "/ready-state");
+        where.textContent = "saving…";
+        setTimeout(() => guard(refresh)(), 3000);
+      })));
     }
   }
 
