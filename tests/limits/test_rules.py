@@ -9,6 +9,7 @@ import pytest
 from blabs_hub.culler import disconnected_for, template_slug, verdict, warning_due
 from blabs_hub.hub.admission import ADMITTED, Admit, Counts, Refuse, count_seats, decide
 from blabs_hub.hub.startgate import StartGate
+from blabs_hub.service.api.settings import below_cull_interval
 
 
 def test_admits_below_both_limits():
@@ -155,3 +156,10 @@ def test_warning_and_template():
     assert not warning_due(timedelta(minutes=59), None, 5)
     assert template_slug({"name": "win11", "user_options": {}}) == "win11"
     assert template_slug({"name": "x", "user_options": {"template": "demo-linux"}}) == "demo-linux"
+
+
+def test_timeout_below_the_cull_interval_names_the_field():
+    assert below_cull_interval({"idle_timeout_minutes": 1}, 60) == []
+    assert below_cull_interval({"max_concurrent_vms": 3}, 600) == []
+    (error,) = below_cull_interval({"idle_timeout_minutes": 5}, 600)
+    assert error["field"] == "idle_timeout_minutes" and "600 s" in error["message"]
