@@ -104,6 +104,10 @@ class BlabsKubeSpawner(KubeSpawner):
         self.starting_spec = None
         try:
             self.starting_spec = self.templates.spec_for_request(self.user_options, self.name)
+            # The admin panel shows user_options.profile in its Profile column: the template.
+            self.user_options = {**(self.user_options or {}), "profile": self.starting_spec.slug}
+            if self.orm_spawner is not None:
+                self.orm_spawner.user_options = self.user_options
             await lifecycle.lab_starting(self, self.starting_spec)  # may refuse: no pod made
             url = await self._start_pod()
         except BaseException as e:

@@ -161,6 +161,10 @@ class BlabsLocalSpawner(LocalProcessSpawner):
         spec = self.templates.spec_for_request(
             self.user_options, self.name, may_prepare=self.user.admin
         )
+        # The admin panel shows user_options.profile in its Profile column: the template.
+        self.user_options = {**(self.user_options or {}), "profile": spec.slug}
+        if self.orm_spawner is not None:
+            self.orm_spawner.user_options = self.user_options
         await self._remove_lab()  # a lab left over from an unclean stop
         try:
             await lifecycle.lab_starting(self, spec)
