@@ -16,9 +16,10 @@ from pathlib import Path
 from blabs_hub import config as blabs_config
 from blabs_hub.catalog import Catalog
 from blabs_hub.culler import CullerSettings
+from blabs_hub.hub import metrics as blabs_metrics
 from blabs_hub.hub import rbac
 from blabs_hub.hub.auth import authenticator_class
-from blabs_hub.hub.home import lab_cards
+from blabs_hub.hub.home import lab_cards, lab_seats
 from blabs_hub.hub.spawners.options import TemplateChoice
 from blabs_hub.hub.startgate import LabStartGate
 from blabs_hub.images.config import ImageStore
@@ -64,7 +65,13 @@ c.JupyterHub.db_url = (
 )
 c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
 c.JupyterHub.template_paths = [str(templates_dir())]
-c.JupyterHub.template_vars = {"blabs_templates": lab_cards(TemplateChoice(config=c))}
+template_choice = TemplateChoice(config=c)
+c.JupyterHub.template_vars = {
+    "blabs_templates": lab_cards(template_choice),
+    "blabs_seats": lab_seats(template_choice),
+}
+# Levels for /hub/metrics (labs per template, seats, image store), read at scrape time.
+blabs_metrics.register(lambda: template_choice.catalog)
 
 # --- users and permissions ----------------------------------------------------------------
 c.JupyterHub.custom_scopes = rbac.CUSTOM_SCOPES

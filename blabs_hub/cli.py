@@ -6,6 +6,7 @@
     blabs templates enable S | disable S | delete S
     blabs templates prepare S | save-ready-state S | ready-state S   (instant start)
     blabs settings get | set max_concurrent_vms=10 idle_timeout_minutes=45
+    blabs bundle export [--templates a,b] [-o FILE] | import FILE [--replace]
 
 The hub URL defaults to ``$JUPYTERHUB_URL`` (else http://127.0.0.1:8000), the token to
 ``$JUPYTERHUB_API_TOKEN``. Each command group registers itself in :data:`COMMAND_GROUPS`,
@@ -18,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from .bundle_cli import add_bundle
 from .catalog_client import ApiFailure, Client
 
 
@@ -223,7 +225,7 @@ def add_settings(sub) -> None:
     s.set_defaults(run=settings_set)
 
 
-COMMAND_GROUPS = [add_images, add_templates, add_settings]
+COMMAND_GROUPS = [add_images, add_templates, add_settings, add_bundle]
 
 
 def build_parser() -> argparse.ArgumentParser:

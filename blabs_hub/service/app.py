@@ -24,12 +24,14 @@ def routes(prefix: str) -> list:
         return url_path_join(prefix, path)
 
     from .catalog_routes import catalog_routes
+    from .people import people_routes
 
     return [
         (at("health"), HealthHandler),
         (at("oauth_callback"), HubOAuthCallbackHandler),
         (at("api/whoami"), WhoAmIHandler),
         *catalog_routes(at),
+        *people_routes(at),
         (at(r"labs/([a-z0-9][a-z0-9-]{0,29})/stop"), StopLabPage),
         (prefix, HomePage),
     ]
