@@ -47,9 +47,8 @@ def bundle_import(client: Client, args) -> None:
     if args.json:
         print(json.dumps(data, indent=2))
     else:
-        print(
-            f"created: {', '.join(data['created']) or '-'}; updated: {', '.join(data['updated']) or '-'}"
-        )
+        created = ", ".join(data["created"]) or "-"
+        print(f"created: {created}; updated: {', '.join(data['updated']) or '-'}")
 
 
 def add_bundle(sub) -> None:
