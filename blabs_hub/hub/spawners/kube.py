@@ -86,7 +86,15 @@ class BlabsKubeSpawner(KubeSpawner):
 
     async def load_user_options(self):
         """Site profiles first (KubeSpawner's), then the lab the template describes."""
-        await super().load_user_options()
+        shown = (self.user_options or {}).get("profile")
+        if shown is not None and not self.profile_list:
+            # Our "profile" is the template slug for the admin panel, not a KubeSpawner
+            # profile: without a profile_list, KubeSpawner would refuse it as unknown.
+            self.user_options = {k: v for k, v in self.user_options.items() if k != "profile"}
+            await super().load_user_options()
+            self.user_options = {**self.user_options, "profile": shown}
+        else:
+            await super().load_user_options()
         spec = self.templates.spec_for_request(self.user_options, self.name)
         overrides = spawner_overrides(spec, self.lab, self.image, self.templates.images_dir)
         current = {name: getattr(self, name) for name in overrides}
