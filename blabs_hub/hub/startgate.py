@@ -90,13 +90,13 @@ def hub_gate(config=None) -> StartGate:
 
 
 async def queue_progress(spawner):
-    """Progress events while a lab waits at the start gate ("3 labs ahead of you")."""
+    """Progress events while a lab waits at the start gate ("yours is number 3 in line")."""
     gate = hub_gate(spawner.config)
     shown = None
     while (place := gate.position(spawner)) or shown is None:
         if place and place != shown:
-            ahead = "1 lab is" if place == 1 else f"{place} labs are"
-            yield {"progress": 5, "message": f"Waiting for a free start slot: {ahead} ahead of you"}
+            where = "next" if place == 1 else f"number {place}"
+            yield {"progress": 5, "message": f"Many labs are starting: yours is {where} in line"}
         shown = place
         if not place:
             return

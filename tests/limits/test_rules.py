@@ -163,3 +163,40 @@ def test_timeout_below_the_cull_interval_names_the_field():
     assert below_cull_interval({"max_concurrent_vms": 3}, 600) == []
     (error,) = below_cull_interval({"idle_timeout_minutes": 5}, 600)
     assert error["field"] == "idle_timeout_minutes" and "600 s" in error["message"]
+
+
+def test_queue_progress_shows_the_place_in_line(monkeypatch):
+    from blabs_hub.hub import startgate
+
+    gate = StartGate(1)
+    monkeypatch.setattr(startgate, "_gate", gate)
+
+    class Spawner:
+        config = None
+
+    me = Spawner()
+
+    async def scenario():
+        await gate.enter("first")
+        other = asyncio.ensure_future(gate.enter("second"))
+        mine = asyncio.ensure_future(gate.enter(me))
+        await asyncio.sleep(0)
+        events = []
+
+        async def watch():
+            async for event in startgate.queue_progress(me):
+                events.append(event["message"])
+
+        watcher = asyncio.ensure_future(watch())
+        await asyncio.sleep(0.1)
+        gate.leave("first")
+        await asyncio.sleep(0.6)
+        gate.leave("second")
+        await asyncio.wait_for(asyncio.gather(other, mine, watcher), 3)
+        return events
+
+    events = asyncio.run(scenario())
+    assert events == [
+        "Many labs are starting: yours is number 2 in line",
+        "Many labs are starting: yours is next in line",
+    ]
