@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from blabs_hub import config as blabs_config
+from blabs_hub import culler
 from blabs_hub.catalog import Catalog
 from blabs_hub.culler import CullerSettings
 from blabs_hub.hub import metrics as blabs_metrics
@@ -111,27 +112,10 @@ c.JupyterHub.services = [
 ]
 
 # --- the idle culler: jupyterhub-idle-culler with the live timeout (blabs_hub/culler.py) ----
-# Least scopes: see users' servers and their activity, stop and remove them. The lab folder
-# (console connects, the session-end banner) is only reachable for local labs: only they
-# get admin:server_state, which holds the folder's path.
-culler_scopes = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
-if c.JupyterHub.spawner_class == "blabs-local":
-    culler_scopes.append("admin:server_state")
-c.JupyterHub.services.append(
-    {
-        "name": "blabs-culler",
-        "command": [sys.executable, "-m", "blabs_hub.culler"],
-        "environment": service_env,
-    }
-)
-c.JupyterHub.load_roles.append(
-    {
-        "name": "blabs-culler",
-        "description": "Stop and remove labs idle (no input) longer than the live timeout.",
-        "scopes": culler_scopes,
-        "services": ["blabs-culler"],
-    }
-)
+# Least scopes; the lab folder (console connects, the session-end banner) is reachable only
+# for local labs, so only they add admin:server_state (which holds the folder's path).
+c.JupyterHub.services.append(culler.service(service_env))
+c.JupyterHub.load_roles.append(culler.role(c.JupyterHub.spawner_class == "blabs-local"))
 # Admission (blabs_hub/hub/admission.py) is the one place that limits labs: JupyterHub's
 # active_server_limit, named_server_limit_per_user and concurrent_spawn_limit stay at 0.
 

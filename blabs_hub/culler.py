@@ -207,6 +207,31 @@ class Arbiter:
 
 # --- the service ------------------------------------------------------------------------------
 
+SERVICE_NAME = "blabs-culler"
+# Least scopes: see users' servers and their activity, stop and remove them.
+SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+
+
+def service(environment: dict) -> dict:
+    """The ``JupyterHub.services`` entry (both deployments: jupyterhub_config.py and z2jh)."""
+    return {
+        "name": SERVICE_NAME,
+        "command": [sys.executable, "-m", "blabs_hub.culler"],
+        "environment": environment,
+    }
+
+
+def role(lab_folders_visible: bool) -> dict:
+    """The culler's role. ``admin:server_state`` (it holds the lab folder's path) only where
+    the folder is on this machine (local labs): elsewhere the folder rules are skipped."""
+    extra = ["admin:server_state"] if lab_folders_visible else []
+    return {
+        "name": SERVICE_NAME,
+        "description": "Stop and remove labs idle (no input) longer than the live timeout.",
+        "scopes": [*SCOPES, *extra],
+        "services": [SERVICE_NAME],
+    }
+
 
 def max_sessions(catalog: Catalog) -> dict[str, int | None]:
     with catalog.session() as db:
