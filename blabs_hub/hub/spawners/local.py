@@ -245,12 +245,21 @@ class BlabsLocalSpawner(LocalProcessSpawner):
 
     async def poll(self):
         status = await super().poll()
-        if status is not None:
-            return status
-        if not self._launcher_alive():
+        if status is None and not self._launcher_alive():
+            # The VM ended by itself: shut down from inside, or a preparation lab that saved
+            # its ready state. The console server must go too.
             self.log.warning("Lab %s: the VM launcher is gone", self._log_name)
-            return 1
-        return None
+            status = 1
+        if status is not None and self.lab_dir and not getattr(self, "_reaping", False):
+            # JupyterHub calls stop() only for servers that still poll as running, so a lab
+            # half of which ended would leave its other process and folder behind. (The base
+            # class's stop() polls again: hence the guard.)
+            self._reaping = True
+            try:
+                await self.stop(now=True)
+            finally:
+                self._reaping = False
+        return status
 
     async def stop(self, now=False):
         was_running = bool(self.lab_dir)
