@@ -116,8 +116,12 @@ c.JupyterHub.services = [
 # for local labs, so only they add admin:server_state (which holds the folder's path).
 c.JupyterHub.services.append(culler.service(service_env))
 c.JupyterHub.load_roles.append(culler.role(c.JupyterHub.spawner_class == "blabs-local"))
-# Admission (blabs_hub/hub/admission.py) is the one place that limits labs: JupyterHub's
-# active_server_limit, named_server_limit_per_user and concurrent_spawn_limit stay at 0.
+# Admission (blabs_hub/hub/admission.py) is the one place that limits labs, and its start
+# gate spaces out bursts: JupyterHub's own limits stay off (concurrent_spawn_limit defaults
+# to 100, which would refuse a class burst with a bare 429 before admission runs).
+c.JupyterHub.active_server_limit = 0
+c.JupyterHub.named_server_limit_per_user = 0
+c.JupyterHub.concurrent_spawn_limit = 0
 
 # --- site additions, last -------------------------------------------------------------------
 config_d = Path(os.environ.get("BLABS_CONFIG_D") or Path(__file__).parent / "jupyterhub_config.d")

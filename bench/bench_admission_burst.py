@@ -139,10 +139,13 @@ def run(name, fake, kubeconfig, extra, env, users, max_vms, per_user, pod_delay)
         )
         pending = set(admitted)
         failed = 0
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 240
         while pending and time.monotonic() < deadline:
             for user in {u for u, _s in pending}:
-                model = hub.api("GET", f"/users/{user}").json().get("servers", {})
+                r = hub.api("GET", f"/users/{user}")
+                if r.status_code != 200:
+                    continue
+                model = r.json().get("servers", {})
                 for u, s in list(pending):
                     if u != user:
                         continue
