@@ -75,14 +75,16 @@ def take_stop_intent(db, user: str, server_name: str, now: datetime) -> str | No
     return intent.reason
 
 
-def close_session(catalog, user: str, server_name: str, decide_reason) -> str:
-    """Close the lab's open session. ``decide_reason(intent)`` → the reason to store."""
+def close_session(catalog, user: str, server_name: str, decide_reason) -> str | None:
+    """Close the lab's open session. ``decide_reason(intent)`` → the reason to store.
+
+    Returns the reason, or None if the lab had no open session (already recorded)."""
     now = _now()
     with catalog.session() as db, db.begin():
         intent = take_stop_intent(db, user, server_name, now)
         reason = decide_reason(intent)
-        _close_open(db, user, server_name, now, reason)
-        return reason
+        closed = _close_open(db, user, server_name, now, reason)
+        return reason if closed is not None else None
 
 
 def record_failure(

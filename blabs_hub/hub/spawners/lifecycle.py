@@ -6,7 +6,6 @@ function receives the spawner (``spawner.user.name``, ``spawner.name``) and the 
 """
 
 import asyncio
-import logging
 import time
 from pathlib import Path
 
@@ -16,8 +15,6 @@ from ...usage import record
 from ...usage.reasons import failure_kind, stop_reason
 from .. import admission, metrics, startgate
 from ..stoppedby import stop_context
-
-log = logging.getLogger("blabs.lifecycle")
 
 
 async def lab_starting(spawner, spec: LabSpec) -> None:
@@ -65,7 +62,7 @@ async def lab_started(spawner, spec: LabSpec) -> None:
             spawn_seconds,
         )
     except Exception:
-        log.exception("Lab %s: could not record its start", spawner._log_name)
+        spawner.log.exception("Lab %s: could not record its start", spawner._log_name)
 
 
 async def lab_start_failed(spawner, spec: LabSpec | None, error: BaseException) -> None:
@@ -90,7 +87,7 @@ async def lab_start_failed(spawner, spec: LabSpec | None, error: BaseException) 
                 started,
             )
     except Exception:
-        log.exception("Lab %s: could not record its failed start", spawner._log_name)
+        spawner.log.exception("Lab %s: could not record its failed start", spawner._log_name)
 
 
 async def lab_stopped(spawner, spec: LabSpec | None) -> None:
@@ -99,7 +96,14 @@ async def lab_stopped(spawner, spec: LabSpec | None) -> None:
     The reason comes from a recorded intent, else from who asked the hub to stop it, else
     from the hub noticing it died (see :mod:`blabs_hub.usage.reasons`).
     """
+    # The local spawner's poll() reaps a lab half of which ended (``_reaping``), also from
+    # inside the hub's own stop (its base stop() polls): then the hub's stop records it, with
+    # the requester known. Reaped outside a stop, the lab ended by itself.
+    reaping = getattr(spawner, "_reaping", False)
+    if reaping and getattr(spawner, "_stop_pending", False):
+        return
     requester, ended = stop_context()  # read the current task before leaving it
+    ended = ended or reaping
     owner = spawner.user.name
     slug = spec.slug if spec is not None else spawner.name
 
@@ -110,10 +114,12 @@ async def lab_stopped(spawner, spec: LabSpec | None) -> None:
         reason = await asyncio.to_thread(
             record.close_session, spawner.templates.catalog, owner, spawner.name, decide
         )
+        if reason is None:
+            return  # no open session: this stop was recorded already
         metrics.LAB_STOPS.labels(slug, reason).inc()
-        log.info("Lab %s stopped: %s", spawner._log_name, reason)
+        spawner.log.info("Lab %s stopped: %s", spawner._log_name, reason)
     except Exception:
-        log.exception("Lab %s: could not record its stop", spawner._log_name)
+        spawner.log.exception("Lab %s: could not record its stop", spawner._log_name)
 
 
 def _timestamp(value) -> float:
