@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from blabs_hub.demo.guest import READY_MARKER
-from blabs_hub.lab.readystate import ReadyPaths, read_meta, template_status
+from blabs_hub.lab.readystate import ReadyPaths, read_meta, read_save_status, template_status
 from tests.lab.conftest import LabProcess, spec_json
 from tests.lab.qmp_keys import hmp, type_text
 
@@ -262,7 +262,10 @@ def test_disk_full_while_saving_keeps_the_vm_and_the_old_state(demo_image, labs,
         failed = run.wait_stage("save-failed", timeout=60)
         assert "No space left on device" in failed["message"], failed
         assert "the VM continues" in failed["message"]
-        assert sorted(p.name for p in root.iterdir()) == ["demo"], "a half-written save is left"
+        left = sorted(p.name for p in root.iterdir())
+        assert left == ["demo", "demo.save-status.json"], "a half-written save is left"
+        # What the service shows the admin:
+        assert read_save_status(old)["stage"] == "save-failed"
         assert (old / "meta.json").read_text() == '{"previous": true}'
         status = asyncio.run(hmp(keys, "info status"))
         assert "running" in status, status
@@ -272,5 +275,6 @@ def test_disk_full_while_saving_keeps_the_vm_and_the_old_state(demo_image, labs,
         run.wait_stage("state-saved", timeout=60)
         assert run.wait_exit() == 0
         assert read_meta(ReadyPaths(old))["state_size"] > 0
+        assert read_save_status(old)["stage"] == "state-saved"
     finally:
         subprocess.run(["umount", "-l", str(root)], check=False)
