@@ -8,7 +8,8 @@ at once, with ``max_concurrent_vms=100`` and ``per_user_vm_limit=2``. Printed pe
 - **over-admissions**: pods beyond the hub limit at the worst sampled moment, plus pods
   beyond the per-user limit — must be 0;
 - **refusals** by message class, and how many were admitted;
-- **all ready**: seconds from the first POST until every admitted lab is ready;
+- **settled**: seconds from the first POST until every admitted lab is ready or has failed
+  (**failed**: admitted, then the start failed, e.g. the hub's ``http_timeout``);
 - **API p95**: a probe ``GET /hub/api/users/<name>`` every 50 ms during the burst.
 
 Configurations: ``blabs`` (BlabsKubeSpawner, our admission, start gate of 20), ``blabs-nogate``
@@ -207,7 +208,7 @@ def main(argv=None) -> int:
     )
     print(
         f"{'config':<18}{'fired s':>8}{'admitted':>9}{'failed':>7}{'over':>5}{'max pods':>9}"
-        f"{'all ready s':>12}{'ratio':>7}{'API p50 ms':>11}{'p95 ms':>8}{'ratio':>7}"
+        f"{'settled s':>12}{'ratio':>7}{'API p50 ms':>11}{'p95 ms':>8}{'ratio':>7}"
     )
     for r in results:
         print(
