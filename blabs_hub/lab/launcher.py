@@ -296,12 +296,26 @@ class Launcher(InstantStartMixin):
             if self.qemu.returncode is not None:
                 raise LaunchFailed(await self._exit_cause())
             if await _accepts(self.paths.spice_socket):
+                await self._wait_machine_created()
                 return None
             if time.monotonic() > deadline:
                 raise LaunchFailed(
                     f"the VM's console (SPICE socket) did not appear within {timeout:g} s"
                 )
             await asyncio.sleep(0.02)
+
+    async def _wait_machine_created(self) -> None:
+        """SPICE listens before QEMU has created every device (the serial log file, for one);
+        QMP answers from the main loop, after all of them: then the lab is really there."""
+        if self.qmp is not None:
+            return
+        try:
+            self.qmp = await self._connect_qmp()
+            await asyncio.wait_for(self.qmp.execute("query-status"), 10)
+        except Exception:  # noqa: BLE001 - say why in the lab's words
+            if self.qemu.returncode is not None:
+                raise LaunchFailed(await self._exit_cause()) from None
+            raise LaunchFailed("QEMU's control socket (QMP) did not answer") from None
 
     async def _watch(self) -> tuple[str, str]:
         """Run until a stop is requested, QEMU exits, or QMP reports a dead VM."""
@@ -315,6 +329,10 @@ class Launcher(InstantStartMixin):
                 done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if save in done and stop not in done:
                     self.save_requested.clear()
+                    for _ in range(100):  # QMP may still be connecting right after boot
+                        if self.qmp is not None or self.qemu.returncode is not None:
+                            break
+                        await asyncio.sleep(0.1)
                     if self.qmp is not None:
                         ended = await self._save_ready_state()
                         if ended:
