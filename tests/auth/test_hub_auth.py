@@ -287,3 +287,19 @@ def test_usernames_are_escaped_on_the_accounts_page(hub):
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     r = admin.accounts("create", "<script>alert(2)</script>")
     assert "<script>alert(2)" not in r.text
+
+
+def test_users_named_in_the_config_get_accounts_at_start(hub_factory):
+    """The hub hands configured users to add_user as bare ORM rows at start, not wrappers."""
+    hub = hub_factory.start('c.Authenticator.admin_users = {"dean"}\n')
+    try:
+        assert "Traceback" not in hub.log_text()
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(f"sqlite:///{hub.data_dir}/jupyterhub.sqlite")
+        with engine.connect() as db:
+            rows = db.execute(text("select username from blabs_credentials")).scalars().all()
+        engine.dispose()
+        assert "dean" in rows
+    finally:
+        hub.stop()

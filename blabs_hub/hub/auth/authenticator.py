@@ -23,6 +23,7 @@ import os
 from datetime import timedelta
 
 from jupyterhub.auth import Authenticator
+from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Bool, Integer, TraitError, Unicode, default, validate
 
@@ -285,15 +286,23 @@ class BlabsAuthenticator(Authenticator):
         """Every hub user gets a credentials row: users added in the admin panel start
         without a password until an admin issues a temporary one (Accounts page)."""
         super().add_user(user)
-        cred = store.ensure_row(user.db, user.name)
-        hubsync.sync_user(user.db, user.orm_user, cred)
+        db, orm_user = _session_and_row(user)
+        cred = store.ensure_row(db, user.name)
+        hubsync.sync_user(db, orm_user, cred)
 
     def delete_user(self, user):
         super().delete_user(user)
-        store.delete(user.db, user.name)
+        store.delete(_session_and_row(user)[0], user.name)
 
     def get_handlers(self, app):
         from . import handlers
 
         self.bootstrap()
         return handlers.routes()
+
+
+def _session_and_row(user):
+    """The hub's session and ORM row of ``user``: the hub passes its ``User`` wrapper from
+    handlers but the bare ORM row at start (``admin_users``, ``allowed_users``)."""
+    orm_user = getattr(user, "orm_user", user)
+    return object_session(orm_user), orm_user
