@@ -73,7 +73,8 @@ def test_start_and_stop_a_lab(kube_hub, fake):
     r = spawn(kube_hub, "ada", "win11", {"template": "win11"})
     assert r.status_code in (201, 202), r.text
     state = wait_ready(kube_hub, "ada", "win11")
-    assert state["user_options"] == {"template": "win11"}
+    # The template slug doubles as the admin panel's "Profile" column.
+    assert state["user_options"] == {"template": "win11", "profile": "win11"}
 
     (pod,) = lab_pods(fake, "ada").values()
     labels = pod["metadata"]["labels"]
