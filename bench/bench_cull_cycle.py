@@ -82,11 +82,22 @@ def populate(hub: RunningHub, users: int, labs: int) -> None:
         list(pool.map(start, names[:labs]))
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        ready = hub.api("GET", "/users", params={"state": "ready", "limit": 1000}).json()
-        if len(ready) >= labs:
+        ready = count_users(hub, "ready")
+        if ready >= labs:
             return
         time.sleep(1)
-    raise TimeoutError(f"only {len(ready)} of {labs} labs ready")
+    raise TimeoutError(f"only {ready} of {labs} labs ready")
+
+
+def count_users(hub: RunningHub, state: str) -> int:
+    """Users in ``state``, page by page (the hub serves at most 200 per page)."""
+    n = offset = 0
+    while True:
+        page = hub.api("GET", "/users", params={"state": state, "offset": offset}).json()
+        n += len(page)
+        offset += len(page)
+        if not page:
+            return n
 
 
 def main(argv=None) -> int:
@@ -140,7 +151,7 @@ def main(argv=None) -> int:
                     *measure(lambda: cull_once(catalog, arbiter, url, token)),
                 )
             )
-            left = hub.api("GET", "/users", params={"state": "active", "limit": 1000}).json()
+            left = count_users(hub, "active")
             catalog.dispose()
         finally:
             hub.close()
@@ -156,7 +167,7 @@ def main(argv=None) -> int:
             f"{name:<38}{n:>9}{n / ref_requests:>7.2f}{seconds:>9.2f}"
             f"{seconds / ref_seconds:>7.2f}  {requests}"
         )
-    print(f"labs still active after the cull-all cycle: {len(left)}")
+    print(f"labs still active after the cull-all cycle: {left}")
     return 0
 
 
