@@ -14,18 +14,14 @@ import sys
 from pathlib import Path
 
 from blabs_hub import config as blabs_config
-from blabs_hub import culler
 from blabs_hub.catalog import Catalog
 from blabs_hub.culler import CullerSettings
-from blabs_hub.hub import metrics as blabs_metrics
 from blabs_hub.hub import rbac
-from blabs_hub.hub.auth import authenticator_class
-from blabs_hub.hub.home import lab_cards, lab_seats
-from blabs_hub.hub.spawners.options import TemplateChoice
+from blabs_hub.hub.setup import configure_labs
 from blabs_hub.hub.startgate import LabStartGate
 from blabs_hub.images.config import ImageStore
 from blabs_hub.lab.config import LabRuntime
-from blabs_hub.resources import chp_command, templates_dir
+from blabs_hub.resources import chp_command
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
 
@@ -39,8 +35,6 @@ network = resolved["HubNetwork"]
 db_url = resolved["CatalogDatabase"].db_url
 try:
     paths.ensure()
-    # Local accounts (default) or single sign-on, from BLABS_AUTH.
-    c.JupyterHub.authenticator_class = authenticator_class()
 except blabs_config.BlabsConfigError as e:
     sys.exit(f"blabs: configuration error: {e}")
 data_dir = Path(paths.data_dir)
@@ -56,8 +50,6 @@ c.JupyterHub.ip = network.ip
 c.JupyterHub.port = network.port
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = network.hub_port
-# CHP counts console traffic as activity; a lab's activity is keyboard and mouse input.
-c.JupyterHub.proxy_class = "blabs_hub.hub.proxy.InputActivityProxy"
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{network.proxy_api_port}"
 c.ConfigurableHTTPProxy.command = chp_command()
 c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")
@@ -65,22 +57,8 @@ c.JupyterHub.db_url = (
     os.environ.get("BLABS_HUB_DB_URL") or f"sqlite:///{data_dir}/jupyterhub.sqlite"
 )
 c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
-c.JupyterHub.template_paths = [str(templates_dir())]
-template_choice = TemplateChoice(config=c)
-c.JupyterHub.template_vars = {
-    "blabs_templates": lab_cards(template_choice),
-    "blabs_seats": lab_seats(template_choice),
-}
-# Levels for /hub/metrics (labs per template, seats, image store), read at scrape time.
-blabs_metrics.register(lambda: template_choice.catalog)
 
-# --- users and permissions ----------------------------------------------------------------
-c.JupyterHub.custom_scopes = rbac.CUSTOM_SCOPES
-c.JupyterHub.load_roles = rbac.roles()
-
-# --- labs: one named server per lab, kept running across hub restarts ---------------------
-c.JupyterHub.allow_named_servers = True
-c.JupyterHub.cleanup_servers = False
+# --- labs: local processes on one machine, pods in a cluster -------------------------------
 in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 c.JupyterHub.spawner_class = os.environ.get("BLABS_SPAWNER") or (
     "blabs-kube" if in_cluster else "blabs-local"
@@ -111,17 +89,11 @@ c.JupyterHub.services = [
     }
 ]
 
-# --- the idle culler: jupyterhub-idle-culler with the live timeout (blabs_hub/culler.py) ----
-# Least scopes; the lab folder (console connects, the session-end banner) is reachable only
-# for local labs, so only they add admin:server_state (which holds the folder's path).
-c.JupyterHub.services.append(culler.service(service_env))
-c.JupyterHub.load_roles.append(culler.role(c.JupyterHub.spawner_class == "blabs-local"))
-# Admission (blabs_hub/hub/admission.py) is the one place that limits labs, and its start
-# gate spaces out bursts: JupyterHub's own limits stay off (concurrent_spawn_limit defaults
-# to 100, which would refuse a class burst with a bare 429 before admission runs).
-c.JupyterHub.active_server_limit = 0
-c.JupyterHub.named_server_limit_per_user = 0
-c.JupyterHub.concurrent_spawn_limit = 0
+# --- what makes this a Bretter Labs hub (shared with the z2jh chart's config) -------------
+try:
+    configure_labs(c, service_env, local_labs=c.JupyterHub.spawner_class == "blabs-local")
+except blabs_config.BlabsConfigError as e:
+    sys.exit(f"blabs: configuration error: {e}")
 
 # --- site additions, last -------------------------------------------------------------------
 config_d = Path(os.environ.get("BLABS_CONFIG_D") or Path(__file__).parent / "jupyterhub_config.d")

@@ -39,6 +39,8 @@ from .catalog import Catalog, Template
 from .config import CatalogDatabase, EnvConfigurable, SettingsDefaults, check_range, env_int
 from .lab.spec import LabPaths
 from .lab.status import write_stage
+from .usage.reasons import CULLER_VERDICTS
+from .usage.record import record_stop_intent
 
 log = logging.getLogger("blabs.culler")
 
@@ -164,9 +166,15 @@ def read_console_events(paths: LabPaths) -> list[dict]:
 class Arbiter:
     """The ``cull_arbiter`` for one cycle: the library's idle rule plus ours."""
 
-    def __init__(self, max_sessions: dict[str, int | None], settings: CullerSettings):
+    def __init__(
+        self,
+        max_sessions: dict[str, int | None],
+        settings: CullerSettings,
+        catalog: Catalog | None = None,
+    ):
         self.max_sessions = max_sessions
         self.settings = settings
+        self.catalog = catalog
         self.warned: set = set()  # (server url, started) that already got the banner
 
     def __call__(self, *, inactive, inactive_limit, server, **_kw) -> bool:
@@ -187,10 +195,21 @@ class Arbiter:
         )
         if reason:
             log.info("Culling %s: %s", server.get("url"), reason)
+            self._record_intent(server, reason)
             return True
         if paths is not None and warning_due(age, max_minutes, self.settings.warning_minutes):
             self._warn(server, paths, max_minutes, age)
         return False
+
+    def _record_intent(self, server: dict, reason: str) -> None:
+        """Tell the usage report why this lab is about to stop (idle or max session)."""
+        user, _, name = server.get("full_name", "").partition("/")
+        if self.catalog is None or not user:
+            return
+        try:
+            record_stop_intent(self.catalog, user, name, CULLER_VERDICTS[reason])
+        except Exception:  # the report's reason is worth less than the cull itself
+            log.exception("Could not record why %s is culled", server.get("full_name"))
 
     def _warn(self, server: dict, paths: LabPaths, max_minutes: int, age: timedelta) -> None:
         key = (server.get("url"), server.get("started"))
@@ -263,7 +282,7 @@ async def run(interval: float, catalog: Catalog, settings: CullerSettings) -> No
         loop.add_signal_handler(sig, stop.set)
     url = os.environ["JUPYTERHUB_API_URL"].rstrip("/")
     token = os.environ["JUPYTERHUB_API_TOKEN"]
-    arbiter = Arbiter({}, settings)
+    arbiter = Arbiter({}, settings, catalog)
     log.info("Culling every %s s; idle timeout from the catalog each cycle", interval)
     while not stop.is_set():
         cycle = asyncio.ensure_future(cull_once(catalog, arbiter, url, token))

@@ -9,12 +9,13 @@ pages, the catalog migration, and the OAuth scopes of the ``blabs`` service decl
 ``hub.services`` of the values. Options are ``BLABS_*`` variables (``hub.extraEnv``).
 """
 
+import os
 import sys
 
 from blabs_hub import config as blabs_config
 from blabs_hub.catalog import Catalog
 from blabs_hub.hub import rbac
-from blabs_hub.resources import templates_dir
+from blabs_hub.hub.setup import configure_labs
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
 
@@ -27,12 +28,14 @@ except (blabs_config.BlabsConfigError, ValueError) as e:
     sys.exit(f"blabs: configuration error: {e}")
 
 c.JupyterHub.spawner_class = "blabs-kube"
-c.JupyterHub.allow_named_servers = True
-# Labs are pods that outlive a hub restart (helm upgrade); the hub finds them again.
-c.JupyterHub.cleanup_servers = False
-c.JupyterHub.template_paths = [str(templates_dir())]
-c.JupyterHub.custom_scopes = rbac.CUSTOM_SCOPES
-c.JupyterHub.load_roles.extend(rbac.roles())
+# Everything else a Bretter Labs hub is (authenticator, input-only activity, pages, roles,
+# named servers kept across a helm upgrade, admission instead of JupyterHub's limits, the
+# culler), as on one machine. Lab folders live in the pods: no folder rules for the culler.
+service_env = {k: v for k, v in os.environ.items() if k.startswith("BLABS_")}
+try:
+    configure_labs(c, service_env, local_labs=False)
+except blabs_config.BlabsConfigError as e:
+    sys.exit(f"blabs: configuration error: {e}")
 
 for service in c.JupyterHub.services:
     if service.get("name") == rbac.SERVICE_NAME:

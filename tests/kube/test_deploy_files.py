@@ -143,3 +143,25 @@ def test_lab_entrypoint_and_what_the_pod_runs_exist():
 def test_hub_config_file_compiles():
     source = (REPO / "spawner" / "blabs_z2jh_config.py").read_text()
     compile(source, "blabs_z2jh_config.py", "exec")
+
+
+def test_the_chart_hub_is_configured_like_the_one_machine_hub(tmp_path, monkeypatch):
+    """The z2jh config file, run as the chart would run it, makes a Bretter Labs hub."""
+    from traitlets.config import Config
+
+    monkeypatch.setenv("BLABS_DB_URL", f"sqlite:///{tmp_path}/blabs.sqlite")
+    monkeypatch.setenv("BLABS_DATA_DIR", str(tmp_path))
+    config = Config()
+    config.JupyterHub.services = [{"name": "blabs", "url": "http://hub:10101"}]
+    source = (REPO / "spawner" / "blabs_z2jh_config.py").read_text()
+    exec(compile(source, "blabs_z2jh_config.py", "exec"), {"get_config": lambda: config})  # noqa: S102
+    hub = config.JupyterHub
+    assert hub.spawner_class == "blabs-kube"
+    assert hub.proxy_class == "blabs_hub.hub.proxy.InputActivityProxy"
+    assert (hub.allow_named_servers, hub.cleanup_servers) == (True, False)
+    assert hub.concurrent_spawn_limit == hub.active_server_limit == 0
+    services = {s["name"]: s for s in hub.services}
+    assert {"blabs", "blabs-culler"} <= set(services)
+    assert services["blabs"]["oauth_client_allowed_scopes"]
+    culler_role = next(r for r in hub.load_roles if r["name"] == "blabs-culler")
+    assert "admin:server_state" not in culler_role["scopes"], "no lab folders in the hub pod"

@@ -200,3 +200,21 @@ def test_queue_progress_shows_the_place_in_line(monkeypatch):
         "Many labs are starting: yours is number 2 in line",
         "Many labs are starting: yours is next in line",
     ]
+
+
+def test_a_culled_lab_leaves_its_reason_for_the_usage_report(tmp_path):
+    from sqlalchemy import select
+
+    from blabs_hub.catalog import Catalog
+    from blabs_hub.catalog.orm import StopIntent
+    from blabs_hub.culler import Arbiter, CullerSettings
+
+    catalog = Catalog(f"sqlite:///{tmp_path}/blabs.sqlite")
+    catalog.upgrade()
+    started = (datetime.now(UTC) - timedelta(minutes=90)).isoformat()
+    server = {"full_name": "ada/win11", "name": "win11", "started": started, "state": {}}
+    arbiter = Arbiter({"win11": 60}, CullerSettings(), catalog)
+    assert arbiter(inactive=timedelta(seconds=5), inactive_limit=600, server=server)
+    with catalog.session() as db:
+        intent = db.execute(select(StopIntent)).scalar_one()
+    assert (intent.user, intent.server_name, intent.reason) == ("ada", "win11", "max-session")
