@@ -7,7 +7,7 @@ renders, so the cards and the seat counts are never stale.
 from dataclasses import dataclass
 
 from . import admission
-from .spawners.options import TemplateChoice
+from .spawners.options import TemplateChoice, memory_label
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class LabCard:
     title: str
     description: str
     cpus: int
-    memory_gib: float
+    memory: str
 
 
 def lab_cards(templates: TemplateChoice):
@@ -28,7 +28,7 @@ def lab_cards(templates: TemplateChoice):
         if user is None:
             return []
         return [
-            LabCard(t.slug, t.title, t.description or "", t.cpus, round(t.memory_mib / 1024, 1))
+            LabCard(t.slug, t.title, t.description or "", t.cpus, memory_label(t.memory_mib))
             for t in templates.enabled_templates()
         ]
 

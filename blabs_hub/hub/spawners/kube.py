@@ -23,7 +23,7 @@ from traitlets import Instance, default
 from ...lab.spec import LabSpec
 from ..startgate import queue_progress
 from . import lifecycle
-from .options import TemplateChoice, render_picker, requested_slug
+from .options import LabTemplateMixin
 from .pod import (
     CONSOLE_CONTAINER,
     VM_CONTAINER,
@@ -48,14 +48,8 @@ class LabStartError(RuntimeError):
         self.jupyterhub_message = message
 
 
-class BlabsKubeSpawner(KubeSpawner):
+class BlabsKubeSpawner(LabTemplateMixin, KubeSpawner):
     """Starts one lab (a VM pod) per named server, from an admin-defined template."""
-
-    templates = Instance(TemplateChoice)
-
-    @default("templates")
-    def _default_templates(self):
-        return TemplateChoice(parent=self)
 
     lab = Instance(KubeLab)
     lab_spec = Instance(LabSpec, allow_none=True)  # the running lab (kept in the hub's state)
@@ -64,25 +58,6 @@ class BlabsKubeSpawner(KubeSpawner):
     @default("lab")
     def _default_lab(self):
         return KubeLab(parent=self)
-
-    @default("default_url")
-    def _default_default_url(self):
-        return "/console/"
-
-    # --- the template choice, as in the local spawner ------------------------------------
-
-    @default("options_form")
-    def _default_options_form(self):
-        return self._render_options_form
-
-    def _render_options_form(self, spawner):
-        return render_picker(self.templates.enabled_templates(), selected=self.name)
-
-    def options_from_form(self, formdata):
-        return {"template": requested_slug(formdata, self.name)}
-
-    def options_from_query(self, query_data):
-        return self.options_from_form(query_data)
 
     async def load_user_options(self):
         """Site profiles first (KubeSpawner's), then the lab the template describes."""

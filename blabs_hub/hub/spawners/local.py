@@ -25,7 +25,7 @@ from ...lab.spec import LabPaths, LabSpec
 from ...lab.status import read_stages
 from ..startgate import queue_progress
 from . import lifecycle
-from .options import TemplateChoice, render_picker, requested_prepare, requested_slug
+from .options import LabTemplateMixin, requested_prepare
 from .progress import stage_event
 
 LAB_SERVER_CONFIG = Path(__file__).resolve().parents[2] / "lab" / "jupyter_config"
@@ -52,7 +52,7 @@ def pid_is_launcher(pid: int) -> bool:
         return False
 
 
-class BlabsLocalSpawner(LocalProcessSpawner):
+class BlabsLocalSpawner(LabTemplateMixin, LocalProcessSpawner):
     """Starts a lab (VM launcher + console server) as local processes for one template.
 
     The lab server runs as the hub's own user: users need no system accounts, and the
@@ -75,20 +75,10 @@ class BlabsLocalSpawner(LocalProcessSpawner):
         help="Seconds a stopping launcher gets to shut QEMU down before it is killed.",
     ).tag(config=True)
 
-    templates = Instance(TemplateChoice)
-
-    @default("templates")
-    def _default_templates(self):
-        return TemplateChoice(parent=self)
-
     # The lab beside the server process, kept in the hub's database (get_state).
     lab_dir = Unicode("")
     launcher_pid = Integer(0)
     lab_spec = Instance(LabSpec, allow_none=True)
-
-    @default("default_url")
-    def _default_default_url(self):
-        return "/console/"
 
     @default("cmd")
     def _default_cmd(self):
@@ -96,21 +86,11 @@ class BlabsLocalSpawner(LocalProcessSpawner):
         beside = Path(sys.executable).parent / "jupyterhub-singleuser"
         return [str(beside)] if beside.exists() else ["jupyterhub-singleuser"]
 
-    @default("options_form")
-    def _default_options_form(self):
-        return self._render_options_form
-
-    def _render_options_form(self, spawner):
-        return render_picker(self.templates.enabled_templates(), selected=self.name)
-
     def options_from_form(self, formdata):
-        options = {"template": requested_slug(formdata, self.name)}
-        if requested_prepare(formdata):
+        options = super().options_from_form(formdata)
+        if requested_prepare(formdata):  # an admin preparing an instant-start state
             options["prepare"] = True
         return options
-
-    def options_from_query(self, query_data):
-        return self.options_from_form(query_data)
 
     # --- processes run as the hub's user, with the lab server locked down ----------------
 

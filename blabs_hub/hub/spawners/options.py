@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 from tornado import web
-from traitlets import Unicode, default
+from traitlets import HasTraits, Instance, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ...catalog import Catalog, Image, Template
@@ -88,6 +88,11 @@ def lab_spec_for(template: Template, images_dir: str | Path, prepare: bool = Fal
     )
 
 
+def memory_label(mib: int) -> str:
+    """Memory as people read it: "256 MiB", "4 GiB", "1.5 GiB"."""
+    return f"{mib} MiB" if mib < 1024 else f"{mib / 1024:g} GiB"
+
+
 def render_picker(templates: list[Template], selected: str = "") -> str:
     """The options form: one radio button per enabled template."""
     if not templates:
@@ -100,7 +105,7 @@ def render_picker(templates: list[Template], selected: str = "") -> str:
             f'<input class="form-check-input" type="radio" name="template" '
             f'id="template-{escape(t.slug)}" value="{escape(t.slug)}"{checked}>'
             f'<label class="form-check-label" for="template-{escape(t.slug)}">'
-            f"<strong>{escape(t.title)}</strong> · {t.cpus} CPU · {t.memory_mib // 1024 or 1} GiB"
+            f"<strong>{escape(t.title)}</strong> · {t.cpus} CPU · {memory_label(t.memory_mib)}"
             f'<br><small class="text-muted">{escape(t.description or "")}</small></label></div>'
         )
     return "<fieldset><legend>Choose a lab</legend>" + "".join(rows) + "</fieldset>"
@@ -166,3 +171,33 @@ class TemplateChoice(LoggingConfigurable):
         # A missing image file is the launcher's to report, as a failed stage in the
         # progress page: it is a fault of the deployment, not of the request.
         return lab_spec_for(template, self.images_dir, prepare=prepare)
+
+
+class LabTemplateMixin(HasTraits):
+    """What both spawners offer the user: a lab template to pick, and its console as the URL.
+
+    Mixed in before the spawner base class (``KubeSpawner``, ``LocalProcessSpawner``).
+    """
+
+    templates = Instance(TemplateChoice)
+
+    @default("templates")
+    def _default_templates(self):
+        return TemplateChoice(parent=self)
+
+    @default("default_url")
+    def _default_default_url(self):
+        return "/console/"
+
+    @default("options_form")
+    def _default_options_form(self):
+        return self._render_options_form
+
+    def _render_options_form(self, spawner):
+        return render_picker(self.templates.enabled_templates(), selected=self.name)
+
+    def options_from_form(self, formdata):
+        return {"template": requested_slug(formdata, self.name)}
+
+    def options_from_query(self, query_data):
+        return self.options_from_form(query_data)
