@@ -123,19 +123,25 @@ def kvm_unusable(accel_cache) -> bool:
     return choice.accel == "tcg"
 
 
+def demo_lab_spec(demo_image, **overrides) -> LabSpec:
+    """The demo guest as a small generic lab (no network unless asked for)."""
+    fields = {
+        "slug": "demo",
+        "image_path": str(demo_image),
+        "image_format": "qcow2",
+        "cpus": 1,
+        "memory_mib": 256,
+        "firmware": "bios",
+        "disk_bus": "virtio",
+        "network": "none",
+        "guest_profile": "generic",
+    }
+    return LabSpec(**{**fields, **overrides})
+
+
 @pytest.fixture
-def demo_spec(demo_image) -> LabSpec:  # noqa: F811 - the fixture imported above
-    return LabSpec(
-        slug="demo",
-        image_path=str(demo_image),
-        image_format="qcow2",
-        cpus=1,
-        memory_mib=256,
-        firmware="bios",
-        disk_bus="virtio",
-        network="none",
-        guest_profile="generic",
-    )
+def demo_spec(demo_image) -> LabSpec:
+    return demo_lab_spec(demo_image)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 
 from blabs_hub.demo.guest import READY_MARKER
 from blabs_hub.lab.readystate import ReadyPaths, read_meta, read_save_status, template_status
-from tests.lab.conftest import LabProcess, spec_json
+from tests.lab.conftest import LabProcess, demo_lab_spec, spec_json
 from tests.lab.qmp_keys import hmp, type_text
 
 pytestmark = pytest.mark.qemu
@@ -80,19 +80,7 @@ def prepared(demo_image, accel_cache):
 
 
 def _demo_spec(demo_image):
-    from blabs_hub.lab.spec import LabSpec
-
-    return LabSpec(
-        slug="demo",
-        image_path=str(demo_image),
-        image_format="qcow2",
-        cpus=1,
-        memory_mib=256,
-        firmware="bios",
-        disk_bus="virtio",
-        network="internet",
-        guest_profile="generic",
-    )
+    return demo_lab_spec(demo_image, network="internet")
 
 
 @pytest.fixture
