@@ -235,6 +235,19 @@ class BlabsAuthenticator(Authenticator):
         self._bootstrapped = True
 
     # --- the Authenticator API ----------------------------------------------------------
+    async def check_password(self, db, username: str, password: str) -> store.LoginResult:
+        """One login attempt against the credentials table, counted for lockout, with this
+        authenticator's hasher, lockout policy and length limit (sign-in and password
+        change both go through here)."""
+        return await store.check_login(
+            db,
+            username,
+            password,
+            hasher=self.hasher,
+            policy=self.lockout_policy,
+            max_length=self.password_max_length,
+        )
+
     async def authenticate(self, handler, data):
         """Username + password → username; raises 403s for locked and temporary passwords.
 
@@ -248,14 +261,7 @@ class BlabsAuthenticator(Authenticator):
         if not isinstance(raw_name, str) or not isinstance(password, str):
             return None
         username = self.normalize_username(raw_name.strip())
-        result = await store.check_login(
-            handler.db,
-            username,
-            password,
-            hasher=self.hasher,
-            policy=self.lockout_policy,
-            max_length=self.password_max_length,
-        )
+        result = await self.check_password(handler.db, username, password)
         shown = username if len(username) <= 64 else f"{username[:32]}...({len(username)} chars)"
         ip = handler.request.remote_ip if handler is not None else "-"
         if result.outcome is store.Outcome.LOCKED:

@@ -102,14 +102,7 @@ class ChangePasswordHandler(_AuthPage, BaseHandler):
         new = self.get_body_argument("new_password", "")
         repeat = self.get_body_argument("new_password_repeat", "")
 
-        result = await store.check_login(
-            self.db,
-            username,
-            old,
-            hasher=auth.hasher,
-            policy=auth.lockout_policy,
-            max_length=auth.password_max_length,
-        )
+        result = await auth.check_password(self.db, username, old)
         shown = username[:64]
         if result.outcome is store.Outcome.LOCKED:
             auth.log.warning("Refused password change for %r: account locked", shown)
