@@ -123,7 +123,12 @@ def test_paste_as_typing_sends_key_events(console, browser):
         page.click("#btn-paste")
         page.fill("#paste-text", "Hi 42!\nnext\u00e9")
         page.click("#btn-paste-send")
-        page.wait_for_selector("text=Typed 11 characters; skipped 1 not on a US keyboard")
+        page.wait_for_function(
+            "() => /^(Typed|Stopped)/.test(document.getElementById('paste-progress').textContent)"
+        )
+        assert page.inner_text("#paste-progress") == (
+            "Typed 11 characters; skipped 1 not on a US keyboard."
+        ), f"relay log: {console['relay'].log()[-1500:]}\nqemu: {console['qemu'].process.poll()}"
         wait_for(lambda: len(console["sink"].snapshot()) > before, 5, "activity from typing")
         # the key mapping itself (US layout): shift for capitals and symbols, Enter for \\n
         keys = page.evaluate("async () => (await import('./keys.js')).keysFor('aA!\\r\\n').keys")

@@ -11,8 +11,10 @@ const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
 // QEMU 7.2's SPICE server has crashed (SIGSEGV) when a client dropped while a channel was
 // still connecting; give the old session time to close before opening a new one.
 const SETTLE_MS = 1000;
+const INPUTS_TIMEOUT_MS = 10000;
 
 const $ = (id) => document.getElementById(id);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 let sc = null;
 let attempt = 0;
 let retryTimer = null;
@@ -58,7 +60,25 @@ function connect() {
   }
 }
 
-function onConnected() {
+// spice-html5 reports success when the main channel is up; the inputs channel links a
+// moment later. "Connected" means keys and paste work, so wait for inputs too.
+const inputsReady = () => Boolean(sc && sc.inputs && sc.inputs.state === 'ready');
+
+async function waitForInputs(timeoutMs) {
+  for (let waited = 0; !inputsReady(); waited += 50) {
+    if (waited >= timeoutMs) return false;
+    await sleep(50);
+  }
+  return true;
+}
+
+async function onConnected() {
+  const conn = sc;
+  if (!(await waitForInputs(INPUTS_TIMEOUT_MS))) {
+    if (conn === sc) onError(new Error('keyboard channel did not open'));
+    return;
+  }
+  if (conn !== sc) return;  // a reconnect replaced this session meanwhile
   attempt = 0;
   setStatus('connected', 'Connected');
 }
@@ -88,12 +108,12 @@ function sendKey(code, down) {
   sc.inputs.send_msg(msg);
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
 export async function typeText(text, onProgress = () => {}) {
   const { keys, skipped } = keysFor(text);
   for (let i = 0; i < keys.length; i++) {
-    if (!sc || !sc.inputs || sc.inputs.state !== 'ready') throw new Error('console not connected');
+    if (!inputsReady() && !(await waitForInputs(INPUTS_TIMEOUT_MS))) {
+      throw new Error('console not connected');
+    }
     const { code, shift } = keys[i];
     if (shift) sendKey(SHIFT, true);
     sendKey(code, true);
