@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
   python3-venv nodejs npm
-  qemu-system-x86 qemu-utils ovmf swtpm spice-html5
+  qemu-system-x86 qemu-utils ovmf swtpm spice-html5 passt
   chromium
   cpio syslinux syslinux-common mtools dosfstools
   postgresql

@@ -7,6 +7,12 @@ initramfs whose ``/init`` mounts the usual file systems and runs a shell on the 
 tooling: ``apt-get download``, ``dpkg-deb``, ``cpio``, ``mkfs.vfat``, ``syslinux``,
 ``mcopy``, ``qemu-img``. Under TCG it reaches the shell in a few seconds.
 
+The Debian kernel builds its virtio drivers as modules: the eight that a virtio-net card
+needs are copied into the initramfs and loaded at boot, and busybox's ``udhcpc`` configures
+``eth0`` when the lab has a network. ``netcheck PORT``, typed at the shell, writes to the
+serial port the guest's address and gateway and whether the gateway answers on ``PORT``:
+how tests prove that a guest cannot reach the lab host's loopback.
+
 The kernel command line puts the kernel console on ``ttyS0`` and ``tty0``: QEMU's
 ``-serial file:`` log then shows the boot, and ``echo X > /dev/ttyS0`` typed at the shell
 lands in that log, which is how tests prove input reached the guest.
@@ -19,6 +25,7 @@ import argparse
 import contextlib
 import fcntl
 import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -34,6 +41,49 @@ DISK_MIB = 48
 # The first line the demo guest writes to its serial port when its shell is about to start.
 READY_MARKER = "blabs-demo: shell ready"
 KERNEL_CMDLINE = "console=ttyS0 console=tty0 vga=0x318 quiet"
+# Load order matters (each needs the ones before it); paths under lib/modules/<version>/kernel.
+NET_MODULES = (
+    "drivers/virtio/virtio_ring.ko",
+    "drivers/virtio/virtio.ko",
+    "drivers/virtio/virtio_pci_modern_dev.ko",
+    "drivers/virtio/virtio_pci_legacy_dev.ko",
+    "drivers/virtio/virtio_pci.ko",
+    "net/core/failover.ko",
+    "drivers/net/net_failover.ko",
+    "drivers/net/virtio_net.ko",
+)
+
+UDHCPC_SCRIPT = """#!/bin/sh
+# busybox udhcpc calls this with bound/renew/deconfig and the lease in the environment
+case "$1" in
+  deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/$mask" dev "$interface"
+    for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+    : > /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done ;;
+esac
+"""
+
+NETCHECK_SCRIPT = """#!/bin/sh
+# netcheck PORT: this guest's address and gateway, and whether the gateway answers on PORT
+# (an HTTP GET), written to the serial port where the lab's log keeps it.
+port="${1:-80}"
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  gw=$(ip route | awk '/^default/ {print $3; exit}')
+  [ -n "$gw" ] && break
+  sleep 1
+done
+addr=$(ip -4 addr show dev eth0 2>/dev/null | awk '/inet / {print $2; exit}')
+echo "netcheck: address ${addr:-none} gateway ${gw:-none}" > /dev/ttyS0
+# (busybox 1.35's static wget crashes on -T: busybox timeout bounds it instead)
+if [ -n "$gw" ] && body=$(timeout 5 wget -q -O - "http://$gw:$port/" 2>/dev/null); then
+  echo "netcheck: gateway port $port answered: $body" > /dev/ttyS0
+else
+  echo "netcheck: gateway port $port unreachable" > /dev/ttyS0
+fi
+"""
 
 INIT_SCRIPT = f"""#!/bin/busybox sh
 # Bretter Labs demo guest: everything runs from this initramfs.
@@ -45,6 +95,11 @@ mount -t devtmpfs devtmpfs /dev
 exec 0</dev/console 1>/dev/console 2>&1
 hostname blabs-demo
 export HOME=/root PS1='demo# '
+for module in /lib/modules/*.ko; do insmod "$module" 2>/dev/null; done
+ip link set lo up
+if [ -e /sys/class/net/eth0 ]; then
+  udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 10 -T 1 > /dev/null 2>&1 &
+fi
 echo "{READY_MARKER}" > /dev/ttyS0
 while true; do
   clear > /dev/tty1
@@ -62,6 +117,16 @@ LABEL demo
   INITRD /initrd.gz
   APPEND {KERNEL_CMDLINE}
 """
+
+
+# What the image is built from: a cached image built from other scripts is rebuilt.
+BUILD_ID = hashlib.sha256(
+    "\0".join((INIT_SCRIPT, UDHCPC_SCRIPT, NETCHECK_SCRIPT, SYSLINUX_CFG, *NET_MODULES)).encode()
+).hexdigest()[:16]
+
+
+def build_id_file(image: Path) -> Path:
+    return image.with_name(image.name + ".build-id")
 
 
 class DemoBuildError(RuntimeError):
@@ -106,32 +171,50 @@ def download_packages(packages: list[str], dest: Path) -> dict[str, Path]:
     return debs
 
 
-def extract_from_deb(deb: Path, prefix: str, dest: Path) -> Path:
-    """Extract the first member of ``deb`` whose path starts with ``prefix`` (as dpkg-deb -x
-    would, but one file: the kernel package also holds ~400 MB of modules we do not need)."""
+def extract_from_deb(deb: Path, wanted: dict[str, Path]) -> dict[str, Path]:
+    """Extract the members of ``deb`` whose paths end with each key of ``wanted`` (to its
+    value) in one pass, as dpkg-deb -x would but only those files: the kernel package holds
+    ~400 MB of modules we do not need. Stops reading once all are found."""
+    found: dict[str, Path] = {}
     proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
     try:
         with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
             for member in tar:
-                if member.isfile() and member.name.lstrip("./").startswith(prefix):
-                    data = tar.extractfile(member).read()
-                    dest.write_bytes(data)
-                    dest.chmod(0o755)
-                    return dest
+                if not member.isfile():
+                    continue
+                name = member.name.lstrip("./")
+                key = next((k for k in wanted if k not in found and name.endswith(k)), None)
+                if key is None:
+                    continue
+                wanted[key].write_bytes(tar.extractfile(member).read())
+                wanted[key].chmod(0o755)
+                found[key] = wanted[key]
+                if len(found) == len(wanted):
+                    return found
     finally:
         proc.stdout.close()
         proc.kill()
         proc.wait()
-    raise DemoBuildError(f"{deb.name} has no {prefix}*")
+    missing = ", ".join(sorted(set(wanted) - set(found)))
+    raise DemoBuildError(f"{deb.name} has no {missing}")
 
 
-def build_initramfs(busybox: Path, out: Path, workdir: Path) -> Path:
-    """A gzip'd newc cpio with busybox and our ``/init``; owned by root whoever builds it."""
+def build_initramfs(busybox: Path, modules: list[Path], out: Path, workdir: Path) -> Path:
+    """A gzip'd newc cpio with busybox, the network modules (numbered in load order) and
+    our scripts; owned by root whoever builds it."""
     root = workdir / "initramfs"
-    (root / "bin").mkdir(parents=True)
+    for folder in ("bin", "etc", "lib/modules"):
+        (root / folder).mkdir(parents=True)
     shutil.copy2(busybox, root / "bin" / "busybox")
-    (root / "init").write_text(INIT_SCRIPT)
-    (root / "init").chmod(0o755)
+    for number, module in enumerate(modules, start=1):
+        shutil.copy2(module, root / "lib" / "modules" / f"{number}-{module.name}")
+    for name, text in (
+        ("init", INIT_SCRIPT),
+        ("etc/udhcpc.script", UDHCPC_SCRIPT),
+        ("bin/netcheck", NETCHECK_SCRIPT),
+    ):
+        (root / name).write_text(text)
+        (root / name).chmod(0o755)
     names = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
     listing = ("\n".join(["."] + names) + "\n").encode()
     archive = _run(["cpio", "-o", "-H", "newc", "--quiet", "-R", "0:0"], cwd=root, input=listing)
@@ -153,8 +236,13 @@ def build_boot_disk(kernel: Path, initramfs: Path, raw: Path) -> Path:
 
 
 def image_is_valid(image: Path) -> bool:
-    """A finished demo image: qcow2, the expected size, no backing file."""
+    """A finished demo image of this build: qcow2, the expected size, no backing file."""
     if not image.is_file():
+        return False
+    try:
+        if build_id_file(image).read_text().strip() != BUILD_ID:
+            return False
+    except OSError:
         return False
     try:
         out = subprocess.run(
@@ -180,13 +268,20 @@ def build_demo_image(out: Path) -> Path:
         work = Path(tmp)
         kernel_pkg = kernel_package()
         debs = download_packages([kernel_pkg, "busybox-static"], work)
-        kernel = extract_from_deb(debs[kernel_pkg], "boot/vmlinuz-", work / "vmlinuz")
-        busybox = extract_from_deb(debs["busybox-static"], "bin/busybox", work / "busybox")
-        initramfs = build_initramfs(busybox, work / "initrd.gz", work)
+        version = kernel_pkg.removeprefix("linux-image-")
+        kernel_files = {f"boot/vmlinuz-{version}": work / "vmlinuz"}
+        kernel_files |= {f"/{m}": work / Path(m).name for m in NET_MODULES}
+        extract_from_deb(debs[kernel_pkg], kernel_files)
+        busybox = work / "busybox"
+        extract_from_deb(debs["busybox-static"], {"bin/busybox": busybox})
+        modules = [work / Path(m).name for m in NET_MODULES]
+        initramfs = build_initramfs(busybox, modules, work / "initrd.gz", work)
+        kernel = work / "vmlinuz"
         raw = build_boot_disk(kernel, initramfs, work / "disk.img")
         partial = work / IMAGE_NAME
         _run(["qemu-img", "convert", "-f", "raw", "-O", IMAGE_FORMAT, str(raw), str(partial)])
         os.replace(partial, out)
+        build_id_file(out).write_text(BUILD_ID + "\n")
     return out
 
 

@@ -13,6 +13,7 @@ from traitlets import Bool, Float, List, TraitError, Unicode, default, validate
 
 from blabs_hub.config import BlabsConfigError, EnvConfigurable, env_value
 from blabs_hub.lab.accel import MODES
+from blabs_hub.lab.network import BACKENDS
 from blabs_hub.lab.qemu import TCG_CPU_MODEL, network_listeners
 
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -79,7 +80,36 @@ class LabRuntime(EnvConfigurable):
     def _default_tcg_cpu_model(self):
         return env_value("BLABS_TCG_CPU", TCG_CPU_MODEL)
 
-    @validate("qemu_binary", "qemu_img_binary", "tcg_cpu_model", "swtpm_binary")
+    network_backend = Unicode(
+        help="""How a ``network: internet`` template's guest gets out: ``passt`` (default; a
+        separate sandboxed NAT process, and the guest cannot reach the host's or pod's
+        loopback) or ``slirp`` (QEMU's built-in NAT, which maps the gateway 10.0.2.2 to the
+        host's loopback: only for hosts where passt cannot run).
+        Default: ``$BLABS_LAB_NETWORK`` or passt.""",
+    ).tag(config=True)
+
+    @default("network_backend")
+    def _default_network_backend(self):
+        return env_value("BLABS_LAB_NETWORK", "passt").strip().lower()
+
+    @validate("network_backend")
+    def _validate_network_backend(self, proposal):
+        value = proposal["value"]
+        if value not in BACKENDS:
+            raise TraitError(
+                f"BLABS_LAB_NETWORK must be one of {', '.join(BACKENDS)}, got {value!r}"
+            )
+        return value
+
+    passt_binary = Unicode(
+        help="The passt binary (Debian package ``passt``). Default: ``$BLABS_PASST`` or passt.",
+    ).tag(config=True)
+
+    @default("passt_binary")
+    def _default_passt_binary(self):
+        return env_value("BLABS_PASST", "passt")
+
+    @validate("qemu_binary", "qemu_img_binary", "tcg_cpu_model", "swtpm_binary", "passt_binary")
     def _validate_not_empty(self, proposal):
         value = proposal["value"].strip()
         if not value:

@@ -23,9 +23,9 @@ system clock without a guest agent. The emulated CMOS RTC follows the host clock
 (``-rtc clock=host``, QEMU's default), so a guest that reads the RTC, or syncs over the
 network (Windows' time service, NTP), gets the right time. The launcher bounces the network
 link (``set_link`` off, on) right after resuming, so the guest sees a cable reconnect and
-renews its DHCP lease from QEMU's user-mode network (same address, 10.0.2.15, in every lab)
-— Windows re-runs network detection and time sync on that; TCP connections open at save time
-are gone.
+renews its DHCP lease (passt hands out the host's or pod's own address, which can differ
+from the preparing lab's; slirp always 10.0.2.15) — Windows re-runs network detection and
+time sync on that; TCP connections open at save time are gone.
 """
 
 import asyncio
@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 from blabs_hub.lab import disk
+from blabs_hub.lab.network import NETDEV_ID
 from blabs_hub.lab.qemu import build_resume_argv
 from blabs_hub.lab.readystate import (
     ReadyPaths,
@@ -56,7 +57,6 @@ from blabs_hub.lab.status import write_stage
 
 SAVE_REQUEST_FILE = "save-request"
 STATE_FD_NAME = "blabs-state"
-NETDEV_ID = "net0"
 
 
 class ResumeFailed(Exception):

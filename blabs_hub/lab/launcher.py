@@ -9,18 +9,18 @@
 down; exit 0) or ``failed`` (missing image, QEMU exited, SPICE never came up, the VM hit an
 internal error; exit 1).
 
-Whatever the ending, QEMU (its child) is gone and the overlay, sockets, firmware vars and
-TPM state are deleted before the final stage is written, so "stopped" or "failed" means
-"nothing left". QEMU gets ``PR_SET_PDEATHSIG`` so that it dies with a SIGKILLed launcher
-too (the lab folder is then the spawner's to delete), and an environment reduced to an
-allowlist, so the hub's token (``JUPYTERHUB_API_TOKEN``) never reaches a guest's emulator.
+Whatever the ending, QEMU (its child) is gone, its helpers (passt, swtpm) are stopped and
+the overlay, sockets, firmware vars and TPM state are deleted before the final stage is
+written, so "stopped" or "failed" means "nothing left". QEMU gets ``PR_SET_PDEATHSIG`` so
+that it dies with a SIGKILLed launcher too (the lab folder is then the spawner's to delete),
+and an environment reduced to an allowlist, so the hub's token (``JUPYTERHUB_API_TOKEN``)
+never reaches a guest's emulator.
 """
 
 import argparse
 import asyncio
 import collections
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -35,23 +35,17 @@ from traitlets import TraitError
 from blabs_hub.config import BlabsConfigError
 from blabs_hub.lab import disk
 from blabs_hub.lab.accel import AccelChoice, resolve_accel_async
+from blabs_hub.lab.children import ChildProcessesMixin, LaunchFailed, wait_or_kill
 from blabs_hub.lab.config import LabRuntime
 from blabs_hub.lab.instant import InstantStartMixin
-from blabs_hub.lab.qemu import FirmwareFiles, build_qemu_argv, swtpm_argv
+from blabs_hub.lab.network import needs_passt, with_network_fd
+from blabs_hub.lab.qemu import FirmwareFiles, build_qemu_argv
 from blabs_hub.lab.spec import LabPaths, LabSpec
 from blabs_hub.lab.status import write_stage
 
-# What QEMU and swtpm may see of the launcher's environment. TZ matters for Windows'
-# local-time clock; nothing else here is needed, and everything else may be a secret.
-ENV_ALLOWLIST = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR")
 # Runstates after which the VM will not make progress by itself.
 FATAL_RUNSTATES = ("internal-error", "guest-panicked", "io-error", "shutdown")
-PR_SET_PDEATHSIG = 1
 STDERR_LINES = 30
-
-
-class LaunchFailed(Exception):
-    """The lab cannot run; the message is shown to the student and names the cause."""
 
 
 @dataclass(frozen=True)
@@ -73,11 +67,6 @@ class LabFiles:
         return self.paths.workdir / "swtpm.sock"
 
 
-def child_environment(environ: dict) -> dict:
-    """The environment of QEMU and swtpm (pure): the allowlist and ``LC_*`` only."""
-    return {k: v for k, v in environ.items() if k in ENV_ALLOWLIST or k.startswith("LC_")}
-
-
 def firmware_files_for(spec: LabSpec, ovmf_dir: Path, efi_vars: Path):
     """``(FirmwareFiles, vars template)`` for UEFI specs, ``(None, None)`` for BIOS (pure)."""
     if spec.firmware == "bios":
@@ -91,19 +80,7 @@ def firmware_files_for(spec: LabSpec, ovmf_dir: Path, efi_vars: Path):
     return FirmwareFiles(ovmf_dir / code, efi_vars, secure), ovmf_dir / template
 
 
-def _die_with_parent(parent_pid: int):
-    """preexec_fn: SIGKILL the child when the launcher dies, however it dies."""
-
-    def preexec():
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent_pid:  # the launcher died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
-class Launcher(InstantStartMixin):
+class Launcher(InstantStartMixin, ChildProcessesMixin):
     """Runs one lab; :meth:`run` returns the process exit status."""
 
     def __init__(self, spec: LabSpec, paths: LabPaths, runtime: LabRuntime):
@@ -114,6 +91,7 @@ class Launcher(InstantStartMixin):
         self.stop_requested = asyncio.Event()
         self.qemu: asyncio.subprocess.Process | None = None
         self.swtpm: asyncio.subprocess.Process | None = None
+        self.passt: asyncio.subprocess.Process | None = None
         self.qmp = None
         self.output = collections.deque(maxlen=STDERR_LINES)
         self.shutdown_reason: str | None = None
@@ -238,53 +216,29 @@ class Launcher(InstantStartMixin):
             firmware_files=firmware,
             tpm_socket=tpm_socket,
             tcg_cpu_model=self.runtime.tcg_cpu_model,
+            network_backend=self.runtime.network_backend,
         )
-        return argv + list(self.runtime.qemu_extra_args)
-
-    async def _spawn(self, argv: list[str], pass_fds=()) -> asyncio.subprocess.Process:
-        try:
-            return await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                env=child_environment(dict(os.environ)),
-                cwd=self.paths.workdir,
-                preexec_fn=_die_with_parent(os.getpid()),
-                # Own process group: a Ctrl-C in a terminal reaches the launcher only, which
-                # then stops QEMU in order instead of racing it.
-                process_group=0,
-                pass_fds=pass_fds,
+        if needs_passt(argv) and not shutil.which(self.runtime.passt_binary):
+            raise LaunchFailed(
+                f"{self.runtime.passt_binary} is not installed, and this template has a "
+                "network (install Debian's passt package, or see BLABS_LAB_NETWORK)"
             )
-        except OSError as e:
-            raise LaunchFailed(f"cannot run {argv[0]}: {e.strerror}") from None
-
-    async def _start_swtpm(self) -> Path:
-        self.files.tpm_dir.mkdir(exist_ok=True)
-        self.files.tpm_socket.unlink(missing_ok=True)
-        argv = swtpm_argv(self.runtime.swtpm_binary, self.files.tpm_dir, self.files.tpm_socket)
-        self.swtpm = await self._spawn(argv)
-        self._tasks.append(asyncio.ensure_future(self._drain(self.swtpm, "swtpm")))
-        deadline = time.monotonic() + 5
-        while not self.files.tpm_socket.exists():
-            if self.swtpm.returncode is not None or time.monotonic() > deadline:
-                raise LaunchFailed(f"the software TPM did not start: {self._output_tail()}")
-            await asyncio.sleep(0.02)
-        return self.files.tpm_socket
+        return argv + list(self.runtime.qemu_extra_args)
 
     async def _start_qemu(self, argv: list[str], pass_fds=()) -> None:
         for sock in (self.paths.spice_socket, self.paths.qmp_socket):
             sock.unlink(missing_ok=True)
-        print("blabs-launcher: starting " + " ".join(argv), file=sys.stderr, flush=True)
-        self.qemu = await self._spawn(argv, pass_fds)
+        network = await self._start_passt() if needs_passt(argv) else None
+        try:
+            if network is not None:
+                argv = with_network_fd(argv, network.fileno())
+                pass_fds = (*pass_fds, network.fileno())
+            print("blabs-launcher: starting " + " ".join(argv), file=sys.stderr, flush=True)
+            self.qemu = await self._spawn(argv, pass_fds)
+        finally:
+            if network is not None:  # QEMU holds its own copy; passt sees QEMU's exit
+                network.close()
         self._tasks.append(asyncio.ensure_future(self._drain(self.qemu, "qemu")))
-
-    async def _drain(self, proc: asyncio.subprocess.Process, name: str) -> None:
-        """Keep the last lines of a child's output for the failure message, and log them."""
-        while line := await proc.stdout.readline():
-            text = line.decode(errors="replace").rstrip()
-            self.output.append(text)
-            print(f"{name}: {text}", file=sys.stderr, flush=True)
 
     async def _wait_for_console(self) -> tuple[str, str] | None:
         """Wait for the SPICE socket to accept; the ending instead if the lab ended first."""
@@ -295,8 +249,10 @@ class Launcher(InstantStartMixin):
                 return "stopped", "Lab stopped while booting"
             if self.qemu.returncode is not None:
                 raise LaunchFailed(await self._exit_cause())
+            self._check_network()
             if await _accepts(self.paths.spice_socket):
                 await self._wait_machine_created()
+                self._check_network()
                 return None
             if time.monotonic() > deadline:
                 raise LaunchFailed(
@@ -421,14 +377,15 @@ class Launcher(InstantStartMixin):
             else:
                 with contextlib.suppress(ProcessLookupError):
                     self.qemu.terminate()
-            await _wait_or_kill(self.qemu, self.runtime.stop_timeout_seconds)
+            await wait_or_kill(self.qemu, self.runtime.stop_timeout_seconds)
         if self.qmp is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.qmp.disconnect(), 2)
+        await self._stop_passt()
         if self.swtpm is not None and self.swtpm.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.swtpm.terminate()
-            await _wait_or_kill(self.swtpm, 2)
+            await wait_or_kill(self.swtpm, 2)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(BaseException):
@@ -442,15 +399,6 @@ class Launcher(InstantStartMixin):
         ):
             path.unlink(missing_ok=True)
         shutil.rmtree(self.files.tpm_dir, ignore_errors=True)
-
-
-async def _wait_or_kill(proc: asyncio.subprocess.Process, timeout: float) -> None:
-    try:
-        await asyncio.wait_for(proc.wait(), timeout)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
 
 
 async def _accepts(sock: Path) -> bool:

@@ -14,15 +14,16 @@ Profiles:
   IPIs. Under TCG those flags do not apply; a named CPU model is used instead.
 - ``generic``: the same machine without Hyper-V flags, audio or Windows clock quirks.
 
-Networks: ``internet`` is QEMU user-mode networking (NAT inside the QEMU process, no
-NET_ADMIN, no bridge). ``none`` means no network card at all rather than ``restrict=on``:
-with no card there is no DHCP/DNS stack inside QEMU to reason about, and the guest plainly
-shows "no network".
+Networks: ``internet`` is user-mode NAT without NET_ADMIN or a bridge: passt beside QEMU
+by default, QEMU's own slirp if the host asks for it (see :mod:`blabs_hub.lab.network`).
+``none`` means no network card at all rather than ``restrict=on``: with no card there is
+no DHCP/DNS stack to reason about, and the guest plainly shows "no network".
 """
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from blabs_hub.lab.network import NETDEV_ID, netdev_value
 from blabs_hub.lab.spec import LabPaths, LabSpec
 
 HYPERV_FLAGS = (
@@ -112,12 +113,12 @@ def disk_arguments(spec: LabSpec, overlay: Path) -> list[str]:
     ]
 
 
-def network_arguments(spec: LabSpec) -> list[str]:
+def network_arguments(spec: LabSpec, backend: str = "passt") -> list[str]:
     """User-mode NAT with virtio-net or e1000e; no card at all for ``network == "none"``."""
     if spec.network == "none":
         return []
     model = "virtio-net-pci" if spec.disk_bus == "virtio" else "e1000e"
-    return ["-netdev", "user,id=net0", "-device", f"{model},netdev=net0"]
+    return ["-netdev", netdev_value(backend), "-device", f"{model},netdev={NETDEV_ID}"]
 
 
 def firmware_arguments(
@@ -161,6 +162,7 @@ def build_qemu_argv(
     firmware_files: FirmwareFiles | None = None,
     tpm_socket: Path | None = None,
     tcg_cpu_model: str = TCG_CPU_MODEL,
+    network_backend: str = "passt",
 ) -> list[str]:
     """The full argv of the lab's QEMU; ``accel`` is the resolved "kvm" or "tcg"."""
     if accel not in ACCELS:
@@ -231,7 +233,7 @@ def build_qemu_argv(
             "hda-duplex,audiodev=audio0,bus=sound0.0",
         ]
     argv += disk_arguments(spec, paths.overlay)
-    argv += network_arguments(spec)
+    argv += network_arguments(spec, network_backend)
     return argv
 
 

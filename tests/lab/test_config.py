@@ -14,6 +14,7 @@ def clean_env(monkeypatch):
         "BLABS_QEMU_EXTRA_ARGS",
         "BLABS_CONSOLE_TIMEOUT",
         "BLABS_STOP_TIMEOUT",
+        "BLABS_LAB_NETWORK",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -30,6 +31,21 @@ def test_accel_comes_from_blabs_accel(monkeypatch):
 def test_a_bad_accel_names_the_variable(monkeypatch):
     monkeypatch.setenv("BLABS_ACCEL", "turbo")
     with pytest.raises(TraitError, match="BLABS_ACCEL must be one of auto, kvm, tcg"):
+        LabRuntime()
+
+
+def test_the_network_backend_defaults_to_passt():
+    assert LabRuntime().network_backend == "passt"
+
+
+def test_slirp_can_be_chosen_by_variable(monkeypatch):
+    monkeypatch.setenv("BLABS_LAB_NETWORK", "Slirp")
+    assert LabRuntime().network_backend == "slirp"
+
+
+def test_an_unknown_network_backend_names_the_variable(monkeypatch):
+    monkeypatch.setenv("BLABS_LAB_NETWORK", "bridge")
+    with pytest.raises(TraitError, match="BLABS_LAB_NETWORK must be one of passt, slirp"):
         LabRuntime()
 
 

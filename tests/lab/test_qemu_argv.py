@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from blabs_hub.lab.network import needs_passt, passt_argv, with_network_fd
 from blabs_hub.lab.qemu import (
     HYPERV_FLAGS,
     TCG_CPU_MODEL,
@@ -116,8 +117,33 @@ def test_sata_bus_uses_ahci_and_e1000e_for_images_without_virtio_drivers():
     assert not [d for d in devices if d.startswith("virtio-blk") or d.startswith("virtio-net")]
 
 
-def test_internet_uses_user_mode_networking():
-    assert values(argv_for(spec(network="internet")), "-netdev") == ["user,id=net0"]
+def test_internet_is_a_passt_socket_by_default_filled_in_when_qemu_starts():
+    argv = argv_for(spec(network="internet"))
+    assert values(argv, "-netdev") == ["stream,id=net0,addr.type=fd,addr.str={network_fd}"]
+    assert needs_passt(argv)
+    started = with_network_fd(argv, 7)
+    assert values(started, "-netdev") == ["stream,id=net0,addr.type=fd,addr.str=7"]
+    assert not needs_passt(started)
+
+
+def test_slirp_is_qemus_own_user_mode_networking():
+    s = spec(network="internet")
+    argv = build_qemu_argv(s, PATHS, accel="tcg", network_backend="slirp")
+    assert values(argv, "-netdev") == ["user,id=net0"]
+    assert not needs_passt(argv)
+
+
+def test_an_unknown_network_backend_is_refused():
+    with pytest.raises(ValueError, match="passt, slirp"):
+        build_qemu_argv(spec(network="internet"), PATHS, accel="tcg", network_backend="tap")
+
+
+def test_passt_serves_one_inherited_socket_without_forwarding_or_gateway_mapping():
+    argv = passt_argv("/usr/bin/passt", 9)
+    assert argv[0] == "/usr/bin/passt"
+    assert "--no-map-gw" in argv and "--foreground" in argv
+    assert values(argv, "--fd") == ["9"]
+    assert values(argv, "--tcp-ports") == ["none"] and values(argv, "--udp-ports") == ["none"]
 
 
 def test_network_none_has_no_network_card_at_all():

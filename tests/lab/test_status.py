@@ -2,7 +2,8 @@
 
 import pytest
 
-from blabs_hub.lab.launcher import child_environment, load_spec
+from blabs_hub.lab.children import child_environment
+from blabs_hub.lab.launcher import load_spec
 from blabs_hub.lab.spec import LabPaths, LabSpec
 from blabs_hub.lab.status import STAGES, read_stages, stage_record, write_stage
 
