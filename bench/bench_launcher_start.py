@@ -7,6 +7,9 @@ machines vary 2x between runs):
   spec and config, overlay creation, KVM verdict from its cache, QEMU start) until a
   connect() on the lab's SPICE socket succeeds, polled every 5 ms by this script; and until
   the launcher's own "console-ready" stage.
+- with a network (``network: internet``): the same launcher until "console-ready", once
+  with passt started beside QEMU (the default) and once with QEMU's own slirp NAT: what the
+  separate network process costs a student's start.
 - reference: the very argv the launcher builds, run directly with ``qemu-system-x86_64``
   over a ready-made overlay, until its SPICE socket accepts. launcher/bare is the price of
   the launcher (mostly Python start-up and qemu-img).
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,6 +110,12 @@ def run_bare(spec: LabSpec, base: Path) -> float:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def write_spec(spec: LabSpec) -> Path:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        f.write(spec.to_json())
+    return Path(f.name)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -128,20 +138,22 @@ def main() -> None:
         network="none",
         guest_profile="generic",
     )
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        f.write(spec.to_json())
-    spec_file = Path(f.name)
+    spec_file = write_spec(spec)
+    net_spec_file = write_spec(replace(spec, network="internet"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLABS_")}
     env["BLABS_ACCEL"] = "tcg"
-    launcher_accept, launcher_ready, bare = [], [], []
+    launcher_accept, launcher_ready, bare, passt, slirp = [], [], [], [], []
     try:
-        for _ in range(runs):  # interleaved, so drift on the machine hits both alike
+        for _ in range(runs):  # interleaved, so drift on the machine hits all alike
             accepted, ready = run_launcher(spec_file, env)
             launcher_accept.append(accepted)
             launcher_ready.append(ready)
             bare.append(run_bare(spec, base))
+            passt.append(run_launcher(net_spec_file, {**env, "BLABS_LAB_NETWORK": "passt"})[1])
+            slirp.append(run_launcher(net_spec_file, {**env, "BLABS_LAB_NETWORK": "slirp"})[1])
     finally:
         spec_file.unlink()
+        net_spec_file.unlink()
 
     def row(name: str, values: list[float]) -> str:
         p50, p95 = pct(values, 0.5) * 1000, pct(values, 0.95) * 1000
@@ -152,6 +164,8 @@ def main() -> None:
     print(row("bare QEMU → SPICE accepting (reference)", bare))
     print(row("launcher → SPICE accepting", launcher_accept))
     print(row("launcher → console-ready stage written", launcher_ready))
+    print(row("  with a network, passt → console-ready", passt))
+    print(row("  with a network, slirp → console-ready", slirp))
 
 
 if __name__ == "__main__":

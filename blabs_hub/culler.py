@@ -9,16 +9,16 @@ Idle means no keyboard or mouse input: the lab's console reports only input to t
 ``last_activity`` is "last input". The ``cull_arbiter`` adds two rules:
 
 - a template's ``max_session_minutes``: the lab ends that long after it started, whatever
-  its activity; 5 minutes before, a banner ("This lab ends in 5 minutes") is written into
-  the lab's status file, which the console page shows;
+  its activity. The spawner tells the lab its end time, and the lab's console counts down
+  to it in a banner (:mod:`blabs_hub.lab.console.status`); the culler only ends it;
 - "no console connected for N minutes" (``BLABS_CULL_DISCONNECTED_MINUTES``, 0 = off), from
   the console's connect/disconnect records (``console.jsonl`` in the lab folder).
 
-Both of the lab-folder rules (the banner and the disconnect timer) need the folder: the
-culler finds it in the server's state (``lab_dir``, scope ``admin:server_state``), which the
-local spawner records. On Kubernetes the folder is inside the pod: there these two rules are
-skipped (the role does not get the scope) and the max-session limit and idle timeout still
-apply. The decisions are pure functions; :func:`main` is the shell.
+The disconnect rule needs the folder: the culler finds it in the server's state
+(``lab_dir``, scope ``admin:server_state``), which the local spawner records. On Kubernetes
+the folder is inside the pod: there this rule is skipped (the role does not get the scope)
+and the max-session limit and idle timeout still apply. The decisions are pure functions;
+:func:`main` is the shell.
 """
 
 import asyncio
@@ -38,13 +38,10 @@ from traitlets import Integer, default, validate
 from .catalog import Catalog, Template
 from .config import CatalogDatabase, EnvConfigurable, SettingsDefaults, check_range, env_int
 from .lab.spec import LabPaths
-from .lab.status import write_stage
 from .usage.reasons import CULLER_VERDICTS
 from .usage.record import record_stop_intent
 
 log = logging.getLogger("blabs.culler")
-
-WARNING_TEXT = "This lab ends in {minutes} minutes (its session time limit): save your work now."
 
 
 class CullerSettings(EnvConfigurable):
@@ -66,7 +63,8 @@ class CullerSettings(EnvConfigurable):
 
     warning_minutes = Integer(
         help="""Minutes before a template's maximum session length ends a lab when the
-        console shows a warning banner. Default: ``$BLABS_SESSION_WARNING_MINUTES`` or 5.""",
+        console starts showing a countdown banner (0 = no banner); the spawners pass it to
+        the lab. Default: ``$BLABS_SESSION_WARNING_MINUTES`` or 5.""",
     ).tag(config=True)
 
     @default("warning_minutes")
@@ -135,12 +133,6 @@ def verdict(
     return None
 
 
-def warning_due(age: timedelta | None, max_session_minutes: int | None, warn: int) -> bool:
-    if not (max_session_minutes and warn and age is not None):
-        return False
-    return age >= timedelta(minutes=max_session_minutes - warn)
-
-
 # --- the lab folder (local labs) ------------------------------------------------------------
 
 
@@ -175,7 +167,6 @@ class Arbiter:
         self.max_sessions = max_sessions
         self.settings = settings
         self.catalog = catalog
-        self.warned: set = set()  # (server url, started) that already got the banner
 
     def __call__(self, *, inactive, inactive_limit, server, **_kw) -> bool:
         now = datetime.now(UTC)
@@ -197,8 +188,6 @@ class Arbiter:
             log.info("Culling %s: %s", server.get("url"), reason)
             self._record_intent(server, reason)
             return True
-        if paths is not None and warning_due(age, max_minutes, self.settings.warning_minutes):
-            self._warn(server, paths, max_minutes, age)
         return False
 
     def _record_intent(self, server: dict, reason: str) -> None:
@@ -210,18 +199,6 @@ class Arbiter:
             record_stop_intent(self.catalog, user, name, CULLER_VERDICTS[reason])
         except Exception:  # the report's reason is worth less than the cull itself
             log.exception("Could not record why %s is culled", server.get("full_name"))
-
-    def _warn(self, server: dict, paths: LabPaths, max_minutes: int, age: timedelta) -> None:
-        key = (server.get("url"), server.get("started"))
-        if key in self.warned:
-            return
-        left = max(1, round(max_minutes - age.total_seconds() / 60))
-        text = WARNING_TEXT.format(minutes=left)
-        try:
-            write_stage(paths, "console-ready", text, banner=text)
-            self.warned.add(key)
-        except OSError as e:
-            log.warning("Could not write the session warning for %s: %s", server.get("url"), e)
 
 
 # --- the service ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ def configure_labs(c, service_env: dict, *, local_labs: bool) -> None:
     ``service_env`` is the environment of the hub-managed processes (the culler; the blabs
     service is declared by the caller, whose URL differs per deployment). ``local_labs``
     says whether lab folders are on this machine (the local spawner), which only the
-    culler's console-disconnect and session-banner rules need.
+    culler's console-disconnect rule needs.
     """
     # Local accounts (default) or single sign-on, from BLABS_AUTH.
     c.JupyterHub.authenticator_class = authenticator_class()

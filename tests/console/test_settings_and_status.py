@@ -14,7 +14,7 @@ from blabs_hub.lab.console.activity import (
     event_line,
 )
 from blabs_hub.lab.console.settings import ConsoleSettings
-from blabs_hub.lab.console.status import SLOW_MODE_TEXT, console_status, stop_url
+from blabs_hub.lab.console.status import SLOW_MODE_TEXT, console_status, session_warning, stop_url
 
 
 def test_setup_console_is_a_server_proxy_entry(monkeypatch, tmp_path):
@@ -129,11 +129,34 @@ def test_status_without_launcher_file_or_server_name():
     assert fast["banners"] == []
 
 
-def test_status_banner_from_the_runtime():
-    lines = [json.dumps({"stage": "running", "banner": "Session ends in 5 minutes"})]
-    assert console_status(lines, {})["banners"] == [
-        {"level": "warning", "text": "Session ends in 5 minutes"}
+SESSION = {"BLABS_SESSION_ENDS_AT": "10000", "BLABS_SESSION_WARNING_MINUTES": "5"}
+
+
+def test_no_session_banner_before_the_warning_time():
+    assert console_status([], SESSION, now=10000 - 5 * 60 - 1)["banners"] == []
+
+
+def test_the_session_banner_counts_down_to_the_labs_end():
+    at_warning = console_status([], SESSION, now=10000 - 5 * 60)["banners"]
+    assert at_warning == [
+        {
+            "level": "warning",
+            "text": "This lab ends in 5 minutes (its session time limit): save your work now.",
+        }
     ]
+    assert session_warning(10000, 5, now=10000 - 61).startswith("This lab ends in 2 minutes")
+    assert session_warning(10000, 5, now=10000 - 30).startswith("This lab ends in 1 minute ")
+    assert session_warning(10000, 5, now=10005).startswith("This lab ends in 1 minute ")
+
+
+def test_no_session_banner_without_a_limit_or_with_warnings_off():
+    assert console_status([], {}, now=10000)["banners"] == []
+    off = {**SESSION, "BLABS_SESSION_WARNING_MINUTES": "0"}
+    assert console_status([], off, now=9999)["banners"] == []
+
+
+def test_a_garbled_session_deadline_shows_no_banner():
+    assert console_status([], {"BLABS_SESSION_ENDS_AT": "soon"}, now=0)["banners"] == []
 
 
 def test_stop_url_quotes_the_name():

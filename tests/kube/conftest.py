@@ -11,7 +11,14 @@ DUMMY_AUTH = 'c.JupyterHub.authenticator_class = "dummy"\n'
 # Every kind of machine a template can describe, plus the ones a spawn must refuse.
 TEMPLATES = [
     dict(slug="win11", title="Windows 11", cpus=4, memory_mib=8192, firmware="uefi-secure-tpm"),
-    dict(slug="win10", title="Windows 10", cpus=2, memory_mib=4096, firmware="bios"),
+    dict(
+        slug="win10",
+        title="Windows 10",
+        cpus=2,
+        memory_mib=4096,
+        firmware="bios",
+        max_session_minutes=90,
+    ),
     dict(
         slug="linux",
         title="Linux",

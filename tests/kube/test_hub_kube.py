@@ -95,6 +95,29 @@ def test_start_and_stop_a_lab(kube_hub, fake):
     assert lab_pods(fake, "ada") == {}
 
 
+def console_env(pod: dict) -> dict[str, str]:
+    console = next(c for c in pod["spec"]["containers"] if c["name"] == "console")
+    return {e["name"]: e.get("value") for e in console["env"]}
+
+
+def test_a_session_limit_reaches_the_labs_console_as_its_end_time(kube_hub, fake):
+    before = time.time()
+    for server in ("win10", "linux"):
+        r = spawn(kube_hub, "eve", server, {"template": server})
+        assert r.status_code in (201, 202), r.text
+        wait_ready(kube_hub, "eve", server)
+    pods = {
+        p["metadata"]["labels"]["bretter-labs/template"]: p for p in lab_pods(fake, "eve").values()
+    }
+    limited = console_env(pods["win10"])
+    assert before + 90 * 60 <= float(limited["BLABS_SESSION_ENDS_AT"]) <= time.time() + 90 * 60
+    assert limited["BLABS_SESSION_WARNING_MINUTES"] == "5"
+    assert "BLABS_SESSION_ENDS_AT" not in console_env(pods["linux"])
+    for server in ("win10", "linux"):
+        kube_hub.api("DELETE", f"/users/eve/servers/{server}")
+        wait_gone_or_stopped(kube_hub, "eve", server)
+
+
 def wait_gone_or_stopped(hub, user, server, timeout=15):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

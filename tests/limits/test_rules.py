@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from blabs_hub.culler import disconnected_for, template_slug, verdict, warning_due
+from blabs_hub.culler import disconnected_for, template_slug, verdict
 from blabs_hub.hub.admission import ADMITTED, Admit, Counts, Refuse, count_seats, decide
 from blabs_hub.hub.startgate import StartGate
 from blabs_hub.service.api.settings import below_cull_interval
@@ -150,10 +150,7 @@ def test_disconnected_counts_open_tabs():
     assert disconnected_for(closed, started, NOW) == timedelta(minutes=20)
 
 
-def test_warning_and_template():
-    assert warning_due(timedelta(minutes=55), 60, 5)
-    assert not warning_due(timedelta(minutes=54), 60, 5)
-    assert not warning_due(timedelta(minutes=59), None, 5)
+def test_template_slug_from_user_options_or_the_server_name():
     assert template_slug({"name": "win11", "user_options": {}}) == "win11"
     assert template_slug({"name": "x", "user_options": {"template": "demo-linux"}}) == "demo-linux"
 

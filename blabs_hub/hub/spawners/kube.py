@@ -53,7 +53,6 @@ class BlabsKubeSpawner(LabTemplateMixin, KubeSpawner):
 
     lab = Instance(KubeLab)
     lab_spec = Instance(LabSpec, allow_none=True)  # the running lab (kept in the hub's state)
-    starting_spec = Instance(LabSpec, allow_none=True)  # the lab being started
 
     @default("lab")
     def _default_lab(self):

@@ -146,6 +146,7 @@ class BlabsLocalSpawner(LabTemplateMixin, LocalProcessSpawner):
         if self.orm_spawner is not None:
             self.orm_spawner.user_options = self.user_options
         await self._remove_lab()  # a lab left over from an unclean stop
+        self.starting_spec = spec
         try:
             await lifecycle.lab_starting(self, spec)
             paths = self._new_lab_dir()

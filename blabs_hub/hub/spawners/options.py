@@ -7,6 +7,7 @@ no template is named, the server's name is taken as the template's slug, so
 functions; :class:`TemplateChoice` only adds the catalog lookups and the HTTP error.
 """
 
+import time
 from functools import cache
 from html import escape
 from pathlib import Path
@@ -18,6 +19,7 @@ from traitlets.config import LoggingConfigurable
 
 from ...catalog import Catalog, Image, Template
 from ...config import BlabsPaths, CatalogDatabase
+from ...culler import CullerSettings
 from ...lab.readystate import ready_dir_for
 from ...lab.spec import LabSpec
 
@@ -86,6 +88,17 @@ def lab_spec_for(template: Template, images_dir: str | Path, prepare: bool = Fal
         mode="prepare" if prepare else "run",
         ready_dir=str(ready_dir_for(image_path, template.slug)),
     )
+
+
+def session_environment(spec: LabSpec, warning_minutes: int, now: float) -> dict[str, str]:
+    """What the lab's console needs to count down to a template's session limit: its end
+    (epoch seconds) and when to start warning. Nothing for templates without a limit."""
+    if not spec.max_session_minutes:
+        return {}
+    return {
+        "BLABS_SESSION_ENDS_AT": f"{now + spec.max_session_minutes * 60:.0f}",
+        "BLABS_SESSION_WARNING_MINUTES": str(warning_minutes),
+    }
 
 
 def memory_label(mib: int) -> str:
@@ -180,10 +193,24 @@ class LabTemplateMixin(HasTraits):
     """
 
     templates = Instance(TemplateChoice)
+    session_limits = Instance(CullerSettings)
+    starting_spec = Instance(LabSpec, allow_none=True)  # the lab being started
 
     @default("templates")
     def _default_templates(self):
         return TemplateChoice(parent=self)
+
+    @default("session_limits")
+    def _default_session_limits(self):
+        return CullerSettings(parent=self)
+
+    def get_env(self):
+        """The base spawner's env, plus the session deadline of the lab being started."""
+        env = super().get_env()
+        if self.starting_spec is not None:
+            warn = self.session_limits.warning_minutes
+            env.update(session_environment(self.starting_spec, warn, time.time()))
+        return env
 
     @default("default_url")
     def _default_default_url(self):
