@@ -18,7 +18,6 @@ from blabs_hub.catalog import Catalog
 from blabs_hub.culler import CullerSettings
 from blabs_hub.hub import rbac
 from blabs_hub.hub.setup import configure_labs
-from blabs_hub.hub.startgate import LabStartGate
 from blabs_hub.images.config import ImageStore
 from blabs_hub.lab.config import LabRuntime
 from blabs_hub.resources import chp_command
@@ -27,9 +26,7 @@ c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
 
 # Options of the parts the hub starts (uploads in the service, labs on this machine) are
 # checked here too, so that a bad one stops the hub rather than a lab later.
-resolved = blabs_config.check_environment(
-    c, extra=(ImageStore, LabRuntime, LabStartGate, CullerSettings)
-)
+resolved = blabs_config.check_environment(c, extra=(ImageStore, LabRuntime, CullerSettings))
 paths = resolved["BlabsPaths"]
 network = resolved["HubNetwork"]
 db_url = resolved["CatalogDatabase"].db_url

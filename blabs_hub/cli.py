@@ -193,7 +193,12 @@ def add_templates(sub) -> None:
 
 # --- settings -----------------------------------------------------------------------------
 
-SETTING_KEYS = ["max_concurrent_vms", "per_user_vm_limit", "idle_timeout_minutes"]
+SETTING_KEYS = [
+    "max_concurrent_vms",
+    "per_user_vm_limit",
+    "idle_timeout_minutes",
+    "max_concurrent_starts",
+]
 
 
 def settings_get(client: Client, args) -> None:

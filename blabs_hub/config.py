@@ -158,6 +158,20 @@ class SettingsDefaults(EnvConfigurable):
     def _validate_per_user_vm_limit(self, proposal):
         return check_range(self, proposal, "BLABS_PER_USER_VM_LIMIT", 0, 100, "0 = no labs")
 
+    max_concurrent_starts = Integer(
+        help="""Labs that may be *starting* at once on the whole hub; more wait in line,
+        first come first served, and see their place on the spawn page (running labs are
+        limited by ``max_concurrent_vms``). Default: ``$BLABS_MAX_CONCURRENT_STARTS`` or 20.""",
+    ).tag(config=True)
+
+    @default("max_concurrent_starts")
+    def _default_max_concurrent_starts(self):
+        return env_int("BLABS_MAX_CONCURRENT_STARTS", 20)
+
+    @validate("max_concurrent_starts")
+    def _validate_max_concurrent_starts(self, proposal):
+        return check_range(self, proposal, "BLABS_MAX_CONCURRENT_STARTS", 1, 10_000)
+
     idle_timeout_minutes = Integer(
         help="""Minutes without keyboard or mouse input after which a lab is stopped and its
         disk destroyed. Default: ``$BLABS_IDLE_TIMEOUT_MINUTES`` or 30.""",

@@ -17,7 +17,6 @@ CONFIGURABLES = [
     ("Deployment", "blabs_hub.config", "SettingsDefaults"),
     ("Hub side", "blabs_hub.hub.auth.authenticator", "BlabsAuthenticator"),
     ("Hub side", "blabs_hub.hub.auth.sso", "BlabsOIDCAuthenticator"),
-    ("Hub side", "blabs_hub.hub.startgate", "LabStartGate"),
     ("Hub side", "blabs_hub.culler", "CullerSettings"),
     ("Hub side", "blabs_hub.hub.spawners.local", "BlabsLocalSpawner"),
     ("Hub side", "blabs_hub.hub.spawners.options", "TemplateChoice"),

@@ -57,6 +57,7 @@ class Catalog:
                     max_concurrent_vms=defaults.max_concurrent_vms,
                     per_user_vm_limit=defaults.per_user_vm_limit,
                     idle_timeout_minutes=defaults.idle_timeout_minutes,
+                    max_concurrent_starts=defaults.max_concurrent_starts,
                 )
                 db.add(row)
             return row

@@ -97,6 +97,7 @@ class Settings(Base):
     max_concurrent_vms: Mapped[int] = mapped_column(Integer)
     per_user_vm_limit: Mapped[int] = mapped_column(Integer)
     idle_timeout_minutes: Mapped[int] = mapped_column(Integer)
+    max_concurrent_starts: Mapped[int] = mapped_column(Integer, server_default="20")
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )

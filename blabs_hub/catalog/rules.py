@@ -23,6 +23,7 @@ SETTINGS_BOUNDS = {
     "max_concurrent_vms": (0, 10_000, "0 means no new labs start anywhere; running labs go on"),
     "per_user_vm_limit": (0, 100, "0 means no user may start a new lab; running labs go on"),
     "idle_timeout_minutes": (1, 7 * 24 * 60, "a lab idle this long is stopped"),
+    "max_concurrent_starts": (1, 10_000, "labs starting at once; more wait in line"),
 }
 
 TEMPLATE_FIELDS = (

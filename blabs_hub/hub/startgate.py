@@ -8,34 +8,14 @@ never refused for being in a burst. (JupyterHub's ``concurrent_spawn_limit`` wou
 with a bare "Too many users trying to log in right now" 429 instead, so it stays off.)
 
 The queue is plain bookkeeping on the hub's one event loop; a slot is freed when the hub's
-whole spawn (start + proxy route) ends, however it ends.
+whole spawn (start + proxy route) ends, however it ends. Its size is the live setting
+``max_concurrent_starts``, read with the other limits on every start: a change applies
+from the next start on (raising it then lets labs already waiting go too; lowering it lets
+the starts under way finish).
 """
 
 import asyncio
 from collections import deque
-
-from traitlets import Integer, default, validate
-
-from ..config import EnvConfigurable, check_range, env_int
-
-
-class LabStartGate(EnvConfigurable):
-    """How many labs may be starting at the same time (the rest wait in line)."""
-
-    max_concurrent_starts = Integer(
-        help="""Labs that may be starting at once on the whole hub; more wait in line, first
-        come first served, and see their place on the spawn page. Running labs are limited
-        by the live ``max_concurrent_vms`` setting, not by this.
-        Default: ``$BLABS_MAX_CONCURRENT_STARTS`` or 20.""",
-    ).tag(config=True)
-
-    @default("max_concurrent_starts")
-    def _default_max_concurrent_starts(self):
-        return env_int("BLABS_MAX_CONCURRENT_STARTS", 20)
-
-    @validate("max_concurrent_starts")
-    def _validate_max_concurrent_starts(self, proposal):
-        return check_range(self, proposal, "BLABS_MAX_CONCURRENT_STARTS", 1, 10_000)
 
 
 class StartGate:
@@ -45,6 +25,11 @@ class StartGate:
         self.limit = limit
         self.starting: set = set()
         self.waiting: deque = deque()  # (key, future)
+
+    def set_limit(self, limit: int) -> None:
+        """A new size; waiters that now fit are let through, in order."""
+        self.limit = limit
+        self._admit_waiters()
 
     def position(self, key) -> int:
         """1 for the next in line; 0 when ``key`` is not waiting."""
@@ -70,6 +55,9 @@ class StartGate:
 
     def leave(self, key) -> None:
         self.starting.discard(key)
+        self._admit_waiters()
+
+    def _admit_waiters(self) -> None:
         while self.waiting and len(self.starting) < self.limit:
             key, future = self.waiting.popleft()
             if future.done():
@@ -81,17 +69,17 @@ class StartGate:
 _gate: StartGate | None = None
 
 
-def hub_gate(config=None) -> StartGate:
-    """The hub's one gate (its limit read once, from config or ``BLABS_MAX_CONCURRENT_STARTS``)."""
+def hub_gate() -> StartGate:
+    """The hub's one gate; its size is set from the settings row before each start."""
     global _gate
     if _gate is None:
-        _gate = StartGate(LabStartGate(config=config).max_concurrent_starts)
+        _gate = StartGate(1)
     return _gate
 
 
 async def queue_progress(spawner):
     """Progress events while a lab waits at the start gate ("yours is number 3 in line")."""
-    gate = hub_gate(spawner.config)
+    gate = hub_gate()
     shown = None
     while (place := gate.position(spawner)) or shown is None:
         if place and place != shown:

@@ -140,6 +140,11 @@ def test_settings_get_and_update(hub, student):
     assert r.status_code == 400 and r.json()["field"] == "idle_timeout_minutes"
     r = hub.service_api("PATCH", "/settings", json={"per_user_vm_limit": -1})
     assert r.status_code == 400 and r.json()["field"] == "per_user_vm_limit"
+    r = hub.service_api("PATCH", "/settings", json={"max_concurrent_starts": 0})
+    assert r.status_code == 400 and r.json()["field"] == "max_concurrent_starts"
+    r = hub.service_api("PATCH", "/settings", json={"max_concurrent_starts": "5"})
+    assert r.status_code == 400 and r.json()["field"] == "max_concurrent_starts"
+    assert hub.service_api("GET", "/settings").json()["max_concurrent_starts"] == 20
     r = hub.service_api("PUT", "/settings", json={"max_concurrent_vms": 20, "per_user_vm_limit": 1})
     assert r.status_code == 200
     assert hub.service_api("GET", "/settings", token=student).status_code == 403

@@ -162,6 +162,26 @@ def test_timeout_below_the_cull_interval_names_the_field():
     assert error["field"] == "idle_timeout_minutes" and "600 s" in error["message"]
 
 
+def test_raising_the_start_gate_size_lets_waiters_through_in_order():
+    async def scenario():
+        gate = StartGate(1)
+        await gate.enter("a")
+        waiters = {k: asyncio.ensure_future(gate.enter(k)) for k in "bcd"}
+        await asyncio.sleep(0)
+        gate.set_limit(3)
+        await asyncio.sleep(0)
+        assert [waiters[k].done() for k in "bcd"] == [True, True, False]
+        assert gate.position("d") == 1
+        gate.set_limit(1)  # lowering lets the starts under way finish
+        assert gate.starting == {"a", "b", "c"}
+        for k in "abc":
+            gate.leave(k)
+        await asyncio.sleep(0)
+        assert waiters["d"].done() and gate.starting == {"d"}
+
+    asyncio.run(scenario())
+
+
 def test_queue_progress_shows_the_place_in_line(monkeypatch):
     from blabs_hub.hub import startgate
 

@@ -24,8 +24,10 @@ async def lab_starting(spawner, spec: LabSpec) -> None:
     then a place in line at the start gate (:mod:`..startgate`); the slot is given back
     when the hub's spawn of this lab ends, however it ends.
     """
-    admission.admit(spawner, spawner.templates.catalog.settings())
-    gate = startgate.hub_gate(spawner.config)
+    settings = spawner.templates.catalog.settings()
+    admission.admit(spawner, settings)
+    gate = startgate.hub_gate()
+    gate.set_limit(settings.max_concurrent_starts)
     await gate.enter(spawner)
     spawn = getattr(spawner, "_spawn_future", None)
     if spawn is None or spawn.done():

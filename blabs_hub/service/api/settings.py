@@ -17,6 +17,7 @@ def settings_json(row: Settings) -> dict:
         "max_concurrent_vms": row.max_concurrent_vms,
         "per_user_vm_limit": row.per_user_vm_limit,
         "idle_timeout_minutes": row.idle_timeout_minutes,
+        "max_concurrent_starts": row.max_concurrent_starts,
         "updated_at": row.updated_at,
         "updated_by": row.updated_by,
         "notes": NOTES,

@@ -1,4 +1,4 @@
-// The Settings page: the three live limits.
+// The Settings page: the live limits.
 "use strict";
 
 (function () {
@@ -7,7 +7,9 @@
   const ok = document.getElementById("page-ok");
 
   function fill(s) {
-    for (const key of ["max_concurrent_vms", "per_user_vm_limit", "idle_timeout_minutes"]) {
+    for (const key of [
+      "max_concurrent_vms", "per_user_vm_limit", "idle_timeout_minutes", "max_concurrent_starts",
+    ]) {
       form.elements[key].value = s[key];
     }
     document.getElementById("settings-updated").textContent = s.updated_by
