@@ -135,30 +135,47 @@ def progress_messages(hub, user: str, server: str) -> list[str]:
     return messages
 
 
-def test_the_start_gate_size_is_a_live_setting(kube_hub, fake):
+def wait_pending(hub, user: str, server: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = server_state(hub, user, server)
+        if state and state["pending"] == "spawn":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{user}/{server} is not starting: {state}")
+
+
+def test_the_start_gate_is_live_and_time_in_line_is_not_start_time(kube_hub, fake):
     r = kube_hub.service_api("PATCH", "/settings", json={"max_concurrent_starts": 1})
     assert r.status_code == 200 and r.json()["max_concurrent_starts"] == 1, r.text
-    # The first lab's pod takes a while; the second waits for it (the hub's start timeout
-    # here is 6 s, and time in line counts against it).
-    fake.behave(Behavior(pattern="jupyter-gus*win10*", running_after=1.5))
-    fake.behave(Behavior(pattern="jupyter-gus*linux*", running_after=0.2))
+    # One start at a time, each over a second; this hub's start timeout is 6 s. The fifth
+    # lab in line waits longer than that in all, and must not time out: only its own start
+    # counts against the timeout.
+    fake.behave(Behavior(pattern="jupyter-gus*", running_after=1.0))
     kube_hub.create_user("gus")
+    servers = [f"lab{i}" for i in range(1, 6)]
+    started = time.monotonic()
     try:
-        with ThreadPoolExecutor(2) as pool:
-            first = pool.submit(spawn, kube_hub, "gus", "win10", {"template": "win10"})
-            time.sleep(0.5)
-            second = pool.submit(spawn, kube_hub, "gus", "linux", {"template": "linux"})
-            time.sleep(0.3)
-            assert "Many labs are starting: yours is next in line" in progress_messages(
-                kube_hub, "gus", "linux"
+        with ThreadPoolExecutor(len(servers)) as pool:
+            spawns = []
+            for server in servers:
+                options = {"template": "linux"}
+                spawns.append(pool.submit(spawn, kube_hub, "gus", server, options))
+                time.sleep(0.1)
+            wait_pending(kube_hub, "gus", "lab5")
+            assert "Many labs are starting: yours is number 3 in line" in progress_messages(
+                kube_hub, "gus", "lab5"
             )
-            assert first.result().status_code in (201, 202)
-            assert second.result().status_code in (201, 202)
-        wait_ready(kube_hub, "gus", "linux")
+            codes = [f.result().status_code for f in spawns]
+            assert set(codes) <= {201, 202}, [f.result().text for f in spawns]
+        for server in servers:
+            wait_ready(kube_hub, "gus", server)
+        waited = time.monotonic() - started
+        assert waited > 6, "the test needs the last lab to wait longer than the timeout"
     finally:
         kube_hub.service_api("PATCH", "/settings", json={"max_concurrent_starts": 20})
         fake.reset()
-    for server in ("win10", "linux"):
+    for server in servers:
         kube_hub.api("DELETE", f"/users/gus/servers/{server}")
         wait_gone_or_stopped(kube_hub, "gus", server)
 

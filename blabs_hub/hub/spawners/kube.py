@@ -83,14 +83,7 @@ class BlabsKubeSpawner(LabTemplateMixin, KubeSpawner):
 
     async def _start(self):
         """KubeSpawner's start, watched: a pod that cannot become ready stops the spawn."""
-        self.starting_spec = None
         try:
-            self.starting_spec = self.templates.spec_for_request(self.user_options, self.name)
-            # The admin panel shows user_options.profile in its Profile column: the template.
-            self.user_options = {**(self.user_options or {}), "profile": self.starting_spec.slug}
-            if self.orm_spawner is not None:
-                self.orm_spawner.user_options = self.user_options
-            await lifecycle.lab_starting(self, self.starting_spec)  # may refuse: no pod made
             url = await self._start_pod()
         except BaseException as e:
             await lifecycle.lab_start_failed(self, self.starting_spec, e)

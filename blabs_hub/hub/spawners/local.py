@@ -137,18 +137,12 @@ class BlabsLocalSpawner(LabTemplateMixin, LocalProcessSpawner):
 
     # --- lifecycle -----------------------------------------------------------------------
 
+    may_prepare = True
+
     async def start(self):
-        spec = self.templates.spec_for_request(
-            self.user_options, self.name, may_prepare=self.user.admin
-        )
-        # The admin panel shows user_options.profile in its Profile column: the template.
-        self.user_options = {**(self.user_options or {}), "profile": spec.slug}
-        if self.orm_spawner is not None:
-            self.orm_spawner.user_options = self.user_options
+        spec = self.starting_spec  # chosen and admitted in run_pre_spawn_hook
         await self._remove_lab()  # a lab left over from an unclean stop
-        self.starting_spec = spec
         try:
-            await lifecycle.lab_starting(self, spec)
             paths = self._new_lab_dir()
             self.launcher_pid = self._start_launcher(spec, paths)
             url = await super().start()

@@ -12,6 +12,7 @@ from functools import cache
 from html import escape
 from pathlib import Path
 
+from jupyterhub.utils import maybe_future
 from sqlalchemy import select
 from tornado import web
 from traitlets import HasTraits, Instance, Unicode, default
@@ -22,6 +23,7 @@ from ...config import BlabsPaths, CatalogDatabase
 from ...culler import CullerSettings
 from ...lab.readystate import ready_dir_for
 from ...lab.spec import LabSpec
+from . import lifecycle
 
 # QEMU's name for each stored image format (the catalog stores what the inspector found).
 QEMU_FORMATS = {"qcow2": "qcow2", "raw": "raw", "vhd": "vpc", "vpc": "vpc", "vhdx": "vhdx"}
@@ -203,6 +205,30 @@ class LabTemplateMixin(HasTraits):
     @default("session_limits")
     def _default_session_limits(self):
         return CullerSettings(parent=self)
+
+    may_prepare = False  # whether this spawner runs admins' preparation labs (local only)
+
+    async def run_pre_spawn_hook(self):
+        """Which lab, whether it is admitted, and its turn at the start gate.
+
+        JupyterHub awaits this before it starts the clock on ``start_timeout``: a lab
+        waiting in line behind a class burst must not time out for having waited. A refusal
+        (a 4xx naming the limit) ends the spawn here, before anything is created.
+        """
+        self.starting_spec = None
+        try:
+            self.starting_spec = self.templates.spec_for_request(
+                self.user_options, self.name, may_prepare=self.may_prepare and self.user.admin
+            )
+            # The admin panel shows user_options.profile in its Profile column: the template.
+            self.user_options = {**(self.user_options or {}), "profile": self.starting_spec.slug}
+            if self.orm_spawner is not None:
+                self.orm_spawner.user_options = self.user_options
+            await lifecycle.lab_starting(self, self.starting_spec)
+        except BaseException as e:
+            await lifecycle.lab_start_failed(self, self.starting_spec, e)
+            raise
+        return await maybe_future(super().run_pre_spawn_hook())
 
     def get_env(self):
         """The base spawner's env, plus the session deadline of the lab being started."""
