@@ -20,6 +20,9 @@ from ..stoppedby import stop_context
 async def lab_starting(spawner, spec: LabSpec) -> None:
     """Before anything is created for a lab. May refuse the start (raise a 4xx HTTPError).
 
+    Called from the spawners' pre-spawn hook (:class:`.options.LabTemplateMixin`), so the
+    wait in line is not counted against JupyterHub's ``start_timeout``.
+
     Admission against the live settings row (one function decides: :mod:`..admission`),
     then a place in line at the start gate (:mod:`..startgate`); the slot is given back
     when the hub's spawn of this lab ends, however it ends.
