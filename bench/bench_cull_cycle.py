@@ -111,8 +111,13 @@ def main(argv=None) -> int:
     root = Path(tempfile.mkdtemp(prefix="bench-cull-"))
     try:
         kubeconfig = fake.write_kubeconfig(root / "kubeconfig")
+        # The hub's own culler service must not run a cycle of its own while this script
+        # measures (it would race the cull-all cycle, and its DELETEs turn ours into 404s).
         env = kube_hub_env(
-            kubeconfig, BLABS_MAX_CONCURRENT_VMS="10000", BLABS_IDLE_TIMEOUT_MINUTES="30"
+            kubeconfig,
+            BLABS_MAX_CONCURRENT_VMS="10000",
+            BLABS_IDLE_TIMEOUT_MINUTES="30",
+            BLABS_REAPER_INTERVAL_SECONDS="3600",
         )
         hub = RunningHub(root / "hub", CONFIG, env)
         hub.data_dir.mkdir(parents=True, exist_ok=True)
