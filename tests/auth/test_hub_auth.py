@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import pytest
+import requests
 
 from tests.harness import VENV_BIN
 
@@ -183,6 +184,59 @@ def test_users_added_in_the_admin_panel_get_a_usable_account(hub, state):
     assert erin.change("erin", temp, "erins-own-secret-99").status_code == 302
     # a student's session does not open the Accounts page
     assert erin.get("/hub/auth/accounts").status_code == 403
+
+
+def change_over_api(hub, body, token=None, **kw) -> requests.Response:
+    headers = {"Authorization": f"token {token}"} if token else {}
+    return requests.post(
+        f"{hub.url}/hub/auth/api/password", json=body, headers=headers, timeout=30, **kw
+    )
+
+
+def test_scripts_replace_a_temporary_password_over_json(hub, state):
+    temp = temporary_password(state["admin_browser"].accounts("create", "frank").text)
+    assert token_for(hub, "frank", temp).status_code == 403  # temporary: no token yet
+    body = {"username": "frank", "old_password": temp, "new_password": "franks-own-secret-77"}
+
+    r = change_over_api(hub, {**body, "old_password": "wrong"})
+    assert (r.status_code, r.json()["field"]) == (403, "old_password")
+    r = change_over_api(hub, {**body, "new_password": "short"})
+    assert (r.status_code, r.json()["field"]) == (400, "new_password")
+    r = change_over_api(hub, {**body, "new_password": 42})
+    assert (r.status_code, r.json()["field"]) == (400, "new_password")
+    r = requests.post(f"{hub.url}/hub/auth/api/password", data="{not json", timeout=30)
+    assert r.status_code == 400
+    assert token_for(hub, "frank", temp).status_code == 403, "a refused change changed nothing"
+
+    r = change_over_api(hub, body)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"username": "frank", "changed": True, "was_temporary": True}
+    token = token_for(hub, "frank", "franks-own-secret-77")
+    assert token.status_code in (200, 201), token.text
+    state["frank_token"] = token.json()["token"]
+
+
+def test_a_token_changes_only_its_own_users_password(hub, state):
+    token = state["frank_token"]
+    body = {"old_password": "franks-own-secret-77", "new_password": "franks-next-secret-88"}
+    r = change_over_api(hub, {**body, "username": "admin"}, token)
+    assert (r.status_code, r.json()["field"]) == (403, "username")
+    r = change_over_api(hub, body, token)
+    assert r.status_code == 200 and r.json()["was_temporary"] is False, r.text
+    assert token_for(hub, "frank", "franks-next-secret-88").status_code in (200, 201)
+
+
+def test_a_signed_in_browser_cannot_be_made_to_change_its_password_cross_site(hub, state):
+    admin = state["admin_browser"]
+    body = {"old_password": NEW_ADMIN_PASSWORD, "new_password": "attacker-chosen-secret-1"}
+    r = admin.s.post(
+        f"{hub.url}/hub/auth/api/password",
+        json=body,
+        headers={"Origin": "https://evil.example"},
+        timeout=30,
+    )
+    assert r.status_code == 403, r.text
+    assert token_for(hub, "admin", NEW_ADMIN_PASSWORD).status_code in (200, 201)
 
 
 def test_instructor_is_a_group_the_admin_manages(hub):

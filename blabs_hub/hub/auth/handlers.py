@@ -2,9 +2,14 @@
 
 Every handler is a JupyterHub ``BaseHandler``, so POSTs keep the hub's XSRF check and
 pages render through the hub's Jinja environment (autoescaped, ``page.html`` layout).
-Nothing changes state on GET.
+Nothing changes state on GET. The password change also has a JSON form for API clients
+(:class:`PasswordAPIHandler`), with the same rules, decided once in :func:`change_password`.
 """
 
+import json
+from dataclasses import dataclass
+
+from jupyterhub.apihandlers import APIHandler
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.handlers.login import LoginHandler
 from jupyterhub.scopes import needs_scope
@@ -15,6 +20,7 @@ from . import hubsync, passwords, store
 from .authenticator import AccountLocked, PasswordChangeRequired
 
 CHANGE_URL = "auth/change-password"
+CHANGE_API_URL = "auth/api/password"
 ACCOUNTS_URL = "auth/accounts"
 
 
@@ -22,8 +28,56 @@ def routes():
     return [
         (r"/login", BlabsLoginHandler),
         (rf"/{CHANGE_URL}", ChangePasswordHandler),
+        (rf"/{CHANGE_API_URL}", PasswordAPIHandler),
         (rf"/{ACCOUNTS_URL}", AccountsHandler),
     ]
+
+
+@dataclass(frozen=True)
+class PasswordChange:
+    """What became of a password change: 200 done, 400 new password refused (``field``
+    says which), 403 wrong current password or locked account."""
+
+    status: int
+    message: str
+    field: str | None = None
+    forced: bool = False
+
+
+async def change_password(handler, username: str, old: str, new: str, repeat: str):
+    """Check the current password and the new one, and store it; the one place that does.
+
+    Every refusal is logged with the (truncated) username; the answer never says whether an
+    account exists.
+    """
+    auth = handler.authenticator
+    shown = username[:64]
+    result = await auth.check_password(handler.db, username, old)
+    if result.outcome is store.Outcome.LOCKED:
+        auth.log.warning("Refused password change for %r: account locked", shown)
+        message = AccountLocked(username, result.locked_until).log_message
+        return PasswordChange(403, message, "old_password")
+    if result.outcome is store.Outcome.INVALID:
+        auth.log.warning(
+            "Failed password change for %r from %s: wrong current password",
+            shown,
+            handler.request.remote_ip,
+        )
+        return PasswordChange(403, "Invalid username or current password.", "old_password")
+    forced = result.outcome is store.Outcome.MUST_CHANGE
+    problems = passwords.policy_problems(
+        new, username=username, policy=auth.password_policy, old=old
+    )
+    if new != repeat:
+        problems.insert(0, "The two new passwords do not match.")
+    if problems:
+        field = "new_password_repeat" if new != repeat else "new_password"
+        return PasswordChange(400, " ".join(problems), field, forced)
+    await store.set_password(
+        handler.db, result.credential, new, hasher=auth.hasher, must_change=False
+    )
+    auth.log.info("Password changed for %r%s", username, " (was temporary)" if forced else "")
+    return PasswordChange(200, "Password changed.", forced=forced)
 
 
 def _forget_refresh(handler, orm_user) -> None:
@@ -98,45 +152,20 @@ class ChangePasswordHandler(_AuthPage, BaseHandler):
             username = user.name
         else:
             username = auth.normalize_username(self.get_body_argument("username", "", strip=True))
-        old = self.get_body_argument("old_password", "")
         new = self.get_body_argument("new_password", "")
-        repeat = self.get_body_argument("new_password_repeat", "")
-
-        result = await auth.check_password(self.db, username, old)
-        shown = username[:64]
-        if result.outcome is store.Outcome.LOCKED:
-            auth.log.warning("Refused password change for %r: account locked", shown)
-            await self.render_change(
-                username=shown,
-                message=AccountLocked(username, result.locked_until).log_message,
-                status=403,
-            )
-            return
-        if result.outcome is store.Outcome.INVALID:
-            auth.log.warning(
-                "Failed password change for %r from %s: wrong current password",
-                shown,
-                self.request.remote_ip,
-            )
-            await self.render_change(
-                username=shown, message="Invalid username or current password.", status=403
-            )
-            return
-        forced = result.outcome is store.Outcome.MUST_CHANGE
-        problems = passwords.policy_problems(
-            new, username=username, policy=auth.password_policy, old=old
+        change = await change_password(
+            self,
+            username,
+            self.get_body_argument("old_password", ""),
+            new,
+            self.get_body_argument("new_password_repeat", ""),
         )
-        if new != repeat:
-            problems.insert(0, "The two new passwords do not match.")
-        if problems:
+        if change.status != 200:
+            shown = username[:64] if change.status == 403 else username
             await self.render_change(
-                username=username, message=" ".join(problems), status=400, forced=forced
+                username=shown, message=change.message, status=change.status, forced=change.forced
             )
             return
-        await store.set_password(
-            self.db, result.credential, new, hasher=auth.hasher, must_change=False
-        )
-        auth.log.info("Password changed for %r%s", username, " (was temporary)" if forced else "")
         user = await self.login_user({"username": username, "password": new})
         if user is None:  # e.g. blocked by an allow/block list
             raise web.HTTPError(403, "Password changed, but this account may not sign in.")
@@ -144,6 +173,52 @@ class ChangePasswordHandler(_AuthPage, BaseHandler):
         hubsync.sync_user(self.db, user.orm_user, store.get(self.db, user.name))
         _forget_refresh(self, user.orm_user)
         self.redirect(self.get_next_url(user, default=self.hub.base_url + "home"))
+
+
+class PasswordAPIHandler(APIHandler):
+    """``POST /hub/auth/api/password`` with JSON ``{"username", "old_password",
+    "new_password"}``: the change-password form for scripts, including the first change of
+    a temporary password (no token exists yet then; the current password is the proof).
+    A request with a token changes the token owner's password; ``username`` is then
+    optional and must match. Answers JSON: 200, or 400/403 with ``field`` and ``message``.
+    """
+
+    def _refuse(self, status: int, message: str, field: str | None) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status, "message": message, "field": field}))
+
+    async def post(self):
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            return self._refuse(400, "The body must be JSON.", None)
+        if not isinstance(body, dict):
+            return self._refuse(400, "The body must be a JSON object.", None)
+        values = {}
+        for field in ("username", "old_password", "new_password"):
+            value = body.get(field, "")
+            if not isinstance(value, str):
+                return self._refuse(400, f"{field} must be a string.", field)
+            values[field] = value
+        auth = self.authenticator
+        username = auth.normalize_username(values["username"].strip())
+        if self.current_user is not None:
+            if username and username != self.current_user.name:
+                message = "A token changes only its own user's password."
+                return self._refuse(403, message, "username")
+            username = self.current_user.name
+        elif not username:
+            return self._refuse(400, "username is required without a token.", "username")
+        new = values["new_password"]
+        change = await change_password(self, username, values["old_password"], new, new)
+        if change.status != 200:
+            return self._refuse(change.status, change.message, change.field)
+        orm_user = self.find_user(username)
+        if orm_user is not None:
+            hubsync.sync_user(self.db, orm_user.orm_user, store.get(self.db, username))
+            _forget_refresh(self, orm_user.orm_user)
+        self.finish({"username": username, "changed": True, "was_temporary": change.forced})
 
 
 class AccountsHandler(BaseHandler):
