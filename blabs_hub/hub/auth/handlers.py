@@ -214,10 +214,10 @@ class PasswordAPIHandler(APIHandler):
         change = await change_password(self, username, values["old_password"], new, new)
         if change.status != 200:
             return self._refuse(change.status, change.message, change.field)
-        orm_user = self.find_user(username)
-        if orm_user is not None:
-            hubsync.sync_user(self.db, orm_user.orm_user, store.get(self.db, username))
-            _forget_refresh(self, orm_user.orm_user)
+        hub_user = self.find_user(username)
+        if hub_user is not None:
+            hubsync.sync_user(self.db, hub_user.orm_user, store.get(self.db, username))
+            _forget_refresh(self, hub_user.orm_user)
         self.finish({"username": username, "changed": True, "was_temporary": change.forced})
 
 
