@@ -57,6 +57,16 @@ async def wait_or_kill(proc: asyncio.subprocess.Process, timeout: float) -> None
         await proc.wait()
 
 
+async def terminate(proc: asyncio.subprocess.Process | None, timeout: float = 2) -> None:
+    """SIGTERM ``proc`` if it still runs, then :func:`wait_or_kill`; None is a no-op."""
+    if proc is None:
+        return
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+    await wait_or_kill(proc, timeout)
+
+
 class ChildProcessesMixin:
     """Starting and stopping the helpers of :class:`blabs_hub.lab.launcher.Launcher`."""
 
@@ -106,12 +116,8 @@ class ChildProcessesMixin:
 
     async def _stop_passt(self) -> None:
         """passt exits when QEMU closes the socket; this is for when QEMU never started."""
-        if self.passt is not None:
-            if self.passt.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    self.passt.terminate()
-            await wait_or_kill(self.passt, 2)
-            self.passt = None
+        await terminate(self.passt)
+        self.passt = None
 
     def _check_network(self) -> None:
         """A passt that exited with an error (it could not sandbox itself, say) leaves the

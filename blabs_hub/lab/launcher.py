@@ -35,7 +35,7 @@ from traitlets import TraitError
 from blabs_hub.config import BlabsConfigError
 from blabs_hub.lab import disk
 from blabs_hub.lab.accel import AccelChoice, resolve_accel_async
-from blabs_hub.lab.children import ChildProcessesMixin, LaunchFailed, wait_or_kill
+from blabs_hub.lab.children import ChildProcessesMixin, LaunchFailed, terminate, wait_or_kill
 from blabs_hub.lab.config import LabRuntime
 from blabs_hub.lab.instant import InstantStartMixin
 from blabs_hub.lab.network import needs_passt, with_network_fd
@@ -369,23 +369,19 @@ class Launcher(InstantStartMixin, ChildProcessesMixin):
     # --- cleanup ---------------------------------------------------------------------------
 
     async def _cleanup(self) -> None:
-        """Stop QEMU (QMP quit, then SIGKILL), stop swtpm, delete every file of the lab."""
+        """Stop QEMU (QMP quit, then SIGKILL), passt and swtpm; delete every file of the lab."""
         if self.qemu is not None and self.qemu.returncode is None:
             if self.qmp is not None and self.qmp.runstate == Runstate.RUNNING:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.qmp.execute("quit"), 2)
+                await wait_or_kill(self.qemu, self.runtime.stop_timeout_seconds)
             else:
-                with contextlib.suppress(ProcessLookupError):
-                    self.qemu.terminate()
-            await wait_or_kill(self.qemu, self.runtime.stop_timeout_seconds)
+                await terminate(self.qemu, self.runtime.stop_timeout_seconds)
         if self.qmp is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.qmp.disconnect(), 2)
         await self._stop_passt()
-        if self.swtpm is not None and self.swtpm.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.swtpm.terminate()
-            await wait_or_kill(self.swtpm, 2)
+        await terminate(self.swtpm)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(BaseException):
