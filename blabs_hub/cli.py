@@ -193,18 +193,11 @@ def add_templates(sub) -> None:
 
 # --- settings -----------------------------------------------------------------------------
 
-SETTING_KEYS = [
-    "max_concurrent_vms",
-    "per_user_vm_limit",
-    "idle_timeout_minutes",
-    "max_concurrent_starts",
-]
-
 
 def settings_get(client: Client, args) -> None:
     s = client.settings()
     _out(args, s) if args.json else print(
-        "\n".join(f"{k} = {s[k]}    # {s['notes'][k]}" for k in SETTING_KEYS)
+        "\n".join(f"{k} = {s[k]}    # {note}" for k, note in s["notes"].items())
     )
 
 

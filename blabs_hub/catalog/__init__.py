@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import dbutil
 from .orm import Base, Image, Settings, Template
+from .rules import SETTINGS_BOUNDS
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "blabs_alembic_version"
@@ -52,13 +53,7 @@ class Catalog:
         with self.session() as db, db.begin():
             row = db.get(Settings, 1)
             if row is None:
-                row = Settings(
-                    id=1,
-                    max_concurrent_vms=defaults.max_concurrent_vms,
-                    per_user_vm_limit=defaults.per_user_vm_limit,
-                    idle_timeout_minutes=defaults.idle_timeout_minutes,
-                    max_concurrent_starts=defaults.max_concurrent_starts,
-                )
+                row = Settings(id=1, **{key: getattr(defaults, key) for key in SETTINGS_BOUNDS})
                 db.add(row)
             return row
 

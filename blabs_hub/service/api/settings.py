@@ -14,10 +14,7 @@ NOTES = {key: meaning for key, (_low, _high, meaning) in SETTINGS_BOUNDS.items()
 
 def settings_json(row: Settings) -> dict:
     return {
-        "max_concurrent_vms": row.max_concurrent_vms,
-        "per_user_vm_limit": row.per_user_vm_limit,
-        "idle_timeout_minutes": row.idle_timeout_minutes,
-        "max_concurrent_starts": row.max_concurrent_starts,
+        **{key: getattr(row, key) for key in SETTINGS_BOUNDS},
         "updated_at": row.updated_at,
         "updated_by": row.updated_by,
         "notes": NOTES,

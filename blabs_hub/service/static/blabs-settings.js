@@ -7,9 +7,7 @@
   const ok = document.getElementById("page-ok");
 
   function fill(s) {
-    for (const key of [
-      "max_concurrent_vms", "per_user_vm_limit", "idle_timeout_minutes", "max_concurrent_starts",
-    ]) {
+    for (const key of Object.keys(s.bounds)) {  // every live setting, as the API lists them
       form.elements[key].value = s[key];
     }
     document.getElementById("settings-updated").textContent = s.updated_by
