@@ -62,6 +62,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll ``predicate`` until it returns something true, and return that; fail naming
+    ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what} (waited {timeout} s)")
+
+
+def lab_dirs(hub: "RunningHub") -> set[Path]:
+    """The lab folders the local spawner has under a hub's data folder right now."""
+    labs = hub.data_dir / "labs"
+    return {p for p in labs.iterdir() if p.is_dir()} if labs.exists() else set()
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

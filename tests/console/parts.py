@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from blabs_hub.lab.spec import LabPaths
-from tests.harness import stop_pid
+from tests.harness import free_port, stop_pid, wait_for  # noqa: F401 (free_port: for the suites)
 
 QEMU = "qemu-system-x86_64"
 
@@ -32,16 +32,6 @@ QEMU = "qemu-system-x86_64"
 def short_tmpdir(prefix: str) -> Path:
     """A folder short enough for unix socket paths (sun_path is 108 bytes)."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 def unix_accepts(path: Path) -> bool:
@@ -137,12 +127,6 @@ def tcp_accepts(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- the hub's activity endpoint, as a real loopback HTTP peer ---------------------------

@@ -17,6 +17,7 @@ from blabs_hub.catalog import Catalog
 from blabs_hub.demo.guest import READY_MARKER
 from blabs_hub.demo.seed import seed_demo
 from blabs_hub.hub.spawners.progress import stage_event
+from tests.harness import lab_dirs, wait_for
 from tests.lab.qmp_keys import type_text
 
 pytestmark = pytest.mark.qemu
@@ -42,21 +43,6 @@ def hub(hub_factory, demo_image, tmp_path_factory):
         Catalog(f"sqlite:///{hub.data_dir}/blabs.sqlite"), hub.data_dir / "images", demo_image
     )
     return hub
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(what)
-
-
-def lab_dirs(hub) -> set[Path]:
-    labs = hub.data_dir / "labs"
-    return {p for p in labs.iterdir() if p.is_dir()} if labs.exists() else set()
 
 
 def the_lab_dir(hub, before: set[Path]) -> Path:

@@ -18,7 +18,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 from blabs_hub.catalog import Catalog
 from blabs_hub.demo.seed import seed_demo
 from tests.accounts import add_account
-from tests.harness import off_the_loop, pid_alive
+from tests.harness import lab_dirs, off_the_loop, pid_alive
 
 pytestmark = [pytest.mark.browser, pytest.mark.qemu]
 
@@ -42,11 +42,6 @@ def hub(hub_factory, demo_image, tmp_path_factory):
         Catalog(f"sqlite:///{hub.data_dir}/blabs.sqlite"), hub.data_dir / "images", demo_image
     )
     return hub
-
-
-def lab_dirs(hub) -> list[Path]:
-    labs = hub.data_dir / "labs"
-    return [p for p in labs.iterdir() if p.is_dir()] if labs.exists() else []
 
 
 def qemu_pid(lab_dir: Path) -> int:

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.harness import wait_for
 from tests.kube.fakekube import Behavior
 
 
@@ -46,20 +47,28 @@ def wait_gone(hub, user: str, server: str, timeout: float = 15) -> None:
     raise AssertionError(f"{user}/{server} still there")
 
 
+def progress_events(hub, user: str, server: str) -> list[dict]:
+    """A spawn's progress events, as the spawn page reads them, until it ends."""
+    url = f"{hub.url}/hub/api/users/{user}/servers/{server}/progress"
+    headers = {"Authorization": f"token {hub.admin_token}"}
+    events = []
+    with requests.get(url, headers=headers, stream=True, timeout=60) as stream:
+        for line in stream.iter_lines(decode_unicode=True):
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+                if events[-1].get("ready") or events[-1].get("failed"):
+                    break
+    return events
+
+
 def spawn_failure(hub, user: str, server: str) -> str:
     """The message of a failed spawn, as the progress API reports it to the browser."""
     r = spawn(hub, user, server, {"template": server})
     if r.status_code >= 400:
         return r.json()["message"]
-    url = f"{hub.url}/hub/api/users/{user}/servers/{server}/progress"
-    headers = {"Authorization": f"token {hub.admin_token}"}
-    with requests.get(url, headers=headers, stream=True, timeout=60) as stream:
-        for line in stream.iter_lines(decode_unicode=True):
-            if line.startswith("data:"):
-                event = json.loads(line[5:])
-                if event.get("failed"):
-                    return event["message"]
-    raise AssertionError("spawn did not fail")
+    failed = [e["message"] for e in progress_events(hub, user, server) if e.get("failed")]
+    assert failed, "spawn did not fail"
+    return failed[0]
 
 
 def lab_pods(fake, user: str) -> dict[str, dict]:
@@ -120,29 +129,12 @@ def test_a_session_limit_reaches_the_labs_console_as_its_end_time(kube_hub, fake
         wait_gone_or_stopped(kube_hub, "eve", server)
 
 
-def progress_messages(hub, user: str, server: str) -> list[str]:
-    """The progress events of a spawn, as the spawn page reads them, until it ends."""
-    url = f"{hub.url}/hub/api/users/{user}/servers/{server}/progress"
-    headers = {"Authorization": f"token {hub.admin_token}"}
-    messages = []
-    with requests.get(url, headers=headers, stream=True, timeout=60) as stream:
-        for line in stream.iter_lines(decode_unicode=True):
-            if line.startswith("data:"):
-                event = json.loads(line[5:])
-                messages.append(event.get("message", ""))
-                if event.get("ready") or event.get("failed"):
-                    break
-    return messages
-
-
-def wait_pending(hub, user: str, server: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_pending(hub, user: str, server: str) -> None:
+    def starting():
         state = server_state(hub, user, server)
-        if state and state["pending"] == "spawn":
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{user}/{server} is not starting: {state}")
+        return state and state["pending"] == "spawn"
+
+    wait_for(starting, 10, f"{user}/{server} is not starting")
 
 
 def test_the_start_gate_is_live_and_time_in_line_is_not_start_time(kube_hub, fake):
@@ -163,9 +155,8 @@ def test_the_start_gate_is_live_and_time_in_line_is_not_start_time(kube_hub, fak
                 spawns.append(pool.submit(spawn, kube_hub, "gus", server, options))
                 time.sleep(0.1)
             wait_pending(kube_hub, "gus", "lab5")
-            assert "Many labs are starting: yours is number 3 in line" in progress_messages(
-                kube_hub, "gus", "lab5"
-            )
+            messages = [e.get("message", "") for e in progress_events(kube_hub, "gus", "lab5")]
+            assert "Many labs are starting: yours is number 3 in line" in messages
             codes = [f.result().status_code for f in spawns]
             assert set(codes) <= {201, 202}, [f.result().text for f in spawns]
         for server in servers:

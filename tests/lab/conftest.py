@@ -16,17 +16,9 @@ import pytest
 from blabs_hub.lab.accel import resolve_accel_async
 from blabs_hub.lab.spec import LabPaths, LabSpec
 from blabs_hub.lab.status import FINAL_STAGES, read_stages
+from tests.harness import pid_alive
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 class LabProcess:
@@ -106,6 +98,14 @@ class LabProcess:
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.spec_file.unlink(missing_ok=True)
         self.log.unlink(missing_ok=True)
+
+
+def serial(run: LabProcess) -> str:
+    """What the lab's guest has written to its serial port so far."""
+    try:
+        return run.paths.serial_log.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,9 @@
 """Typing into a guest through a test-only QMP socket (the launcher holds the main one)."""
 
 import asyncio
+import secrets
 import string
+from pathlib import Path
 
 from qemu.qmp import QMPClient
 
@@ -18,6 +20,11 @@ SHIFTED = {
     ":": "semicolon",
 }
 PLAIN = {" ": "spc", "\n": "ret", "-": "minus", ".": "dot", "/": "slash", "=": "equal"}
+
+
+def keys_socket() -> Path:
+    """A fresh path for the test's own QMP socket (short: sockets need < 108 bytes)."""
+    return Path(f"/tmp/blabs-keys-{secrets.token_hex(4)}.sock")
 
 
 def qcodes(char: str) -> list[str]:

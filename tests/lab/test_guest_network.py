@@ -8,16 +8,16 @@ address and a gateway from DHCP but the host's loopback is out of reach.
 
 import asyncio
 import http.server
-import os
 import threading
 import time
 
+import psutil
 import pytest
 
 from blabs_hub.demo.guest import READY_MARKER
-from tests.lab.conftest import demo_lab_spec, pid_alive
-from tests.lab.qmp_keys import type_text
-from tests.lab.test_instant_start import keys_socket, serial, wait_for
+from tests.harness import pid_alive, wait_for
+from tests.lab.conftest import demo_lab_spec, serial
+from tests.lab.qmp_keys import keys_socket, type_text
 
 pytestmark = pytest.mark.qemu
 
@@ -47,18 +47,7 @@ def loopback_service():
 
 
 def children_named(parent: int, name: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                comm, rest = f.read().split(") ", 1)
-        except OSError:
-            continue
-        if name in comm and int(rest.split()[1]) == parent:
-            found.append(int(entry))
-    return found
+    return [p.pid for p in psutil.Process(parent).children() if name in p.name()]
 
 
 def netcheck(lab, demo_image, port: int, backend: str) -> str:

@@ -18,36 +18,17 @@ import pytest
 
 from blabs_hub.demo.guest import READY_MARKER
 from blabs_hub.lab.readystate import ReadyPaths, read_meta, read_save_status, template_status
-from tests.lab.conftest import LabProcess, demo_lab_spec, spec_json
-from tests.lab.qmp_keys import hmp, type_text
+from tests.harness import wait_for
+from tests.lab.conftest import LabProcess, demo_lab_spec, serial, spec_json
+from tests.lab.qmp_keys import hmp, keys_socket, type_text
 
 pytestmark = pytest.mark.qemu
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(what)
-
-
-def serial(run: LabProcess) -> str:
-    try:
-        return run.paths.serial_log.read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
 
 
 def start(spec, accel_cache, keys: Path | None = None, **env) -> LabProcess:
     if keys is not None:
         env["BLABS_QEMU_EXTRA_ARGS"] = f"-qmp unix:{keys},server=on,wait=off"
     return LabProcess(spec, env, accel_cache).start()
-
-
-def keys_socket() -> Path:
-    return Path(f"/tmp/blabs-keys-{secrets.token_hex(4)}.sock")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from blabs_hub.demo.guest import READY_MARKER
-from tests.lab.conftest import pid_alive, spec_json
+from tests.harness import pid_alive, wait_for
+from tests.lab.conftest import spec_json
 from tests.lab.qmp_keys import screendump, type_text
 
 pytestmark = pytest.mark.qemu
@@ -34,16 +35,6 @@ def processes_mentioning(text: str) -> list[int]:
         ):
             found.append(int(entry.name))
     return found
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} within {timeout} s")
 
 
 def assert_nothing_left(lab):

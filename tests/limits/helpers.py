@@ -63,8 +63,3 @@ def stop(hub, user: str, server: str, remove: bool = False) -> None:
             return
         time.sleep(0.25)
     raise AssertionError(f"{user}/{server} did not stop")
-
-
-def lab_dirs(hub) -> set:
-    labs = hub.data_dir / "labs"
-    return {p for p in labs.iterdir() if p.is_dir()} if labs.exists() else set()

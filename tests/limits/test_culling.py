@@ -15,7 +15,8 @@ import requests
 from blabs_hub.catalog import Catalog
 from blabs_hub.demo.seed import seed_demo
 from tests.console.parts import key_press, open_session
-from tests.limits.helpers import lab_dirs, server_model, set_limits, start, wait_ready
+from tests.harness import lab_dirs
+from tests.limits.helpers import server_model, set_limits, start, wait_ready
 
 pytestmark = [pytest.mark.qemu]
 
