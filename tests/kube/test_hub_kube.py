@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from tests.harness import wait_for
+from tests.kube.conftest import kube_hub_config, kube_hub_env, seed_catalog
 from tests.kube.fakekube import Behavior
 
 
@@ -137,38 +138,43 @@ def wait_pending(hub, user: str, server: str) -> None:
     wait_for(starting, 10, f"{user}/{server} is not starting")
 
 
-def test_the_start_gate_is_live_and_time_in_line_is_not_start_time(kube_hub, fake):
-    r = kube_hub.service_api("PATCH", "/settings", json={"max_concurrent_starts": 1})
+@pytest.fixture
+def queue_hub(hub_factory, kubeconfig):
+    """A hub whose labs may take 10 s to start (they give up after 8), 10 labs per person."""
+    hub = hub_factory.create(
+        kube_hub_config(start_timeout=10),
+        env=kube_hub_env(kubeconfig, BLABS_PER_USER_VM_LIMIT="10"),
+    )
+    hub.data_dir.mkdir(parents=True, exist_ok=True)
+    seed_catalog(f"sqlite:///{hub.data_dir / 'blabs.sqlite'}")
+    hub.start()
+    yield hub
+    hub.stop()
+
+
+def test_the_start_gate_is_live_and_time_in_line_is_not_start_time(queue_hub, fake):
+    r = queue_hub.service_api("PATCH", "/settings", json={"max_concurrent_starts": 1})
     assert r.status_code == 200 and r.json()["max_concurrent_starts"] == 1, r.text
-    # One start at a time, each over a second; this hub's start timeout is 6 s. The fifth
-    # lab in line waits longer than that in all, and must not time out: only its own start
-    # counts against the timeout.
-    fake.behave(Behavior(pattern="jupyter-gus*", running_after=1.0))
-    kube_hub.create_user("gus")
-    servers = [f"lab{i}" for i in range(1, 6)]
+    # One start at a time, each pod Ready 2 s after it is made; the start timeout is 10 s.
+    # The sixth lab in line waits at least 5 x 2 s, then starts in ~2-6 s: it must not
+    # time out, since only its own start counts against the timeout.
+    fake.behave(Behavior(pattern="jupyter-gus*", running_after=2))
+    queue_hub.create_user("gus")
+    servers = [f"lab{i}" for i in range(1, 7)]
     started = time.monotonic()
-    try:
-        with ThreadPoolExecutor(len(servers)) as pool:
-            spawns = []
-            for server in servers:
-                options = {"template": "linux"}
-                spawns.append(pool.submit(spawn, kube_hub, "gus", server, options))
-                time.sleep(0.1)
-            wait_pending(kube_hub, "gus", "lab5")
-            messages = [e.get("message", "") for e in progress_events(kube_hub, "gus", "lab5")]
-            assert "Many labs are starting: yours is number 3 in line" in messages
-            codes = [f.result().status_code for f in spawns]
-            assert set(codes) <= {201, 202}, [f.result().text for f in spawns]
+    with ThreadPoolExecutor(len(servers)) as pool:
+        spawns = []
         for server in servers:
-            wait_ready(kube_hub, "gus", server)
-        waited = time.monotonic() - started
-        assert waited > 6, "the test needs the last lab to wait longer than the timeout"
-    finally:
-        kube_hub.service_api("PATCH", "/settings", json={"max_concurrent_starts": 20})
-        fake.reset()
+            spawns.append(pool.submit(spawn, queue_hub, "gus", server, {"template": "linux"}))
+            time.sleep(0.1)
+        wait_pending(queue_hub, "gus", "lab6")
+        messages = [e.get("message", "") for e in progress_events(queue_hub, "gus", "lab6")]
+        assert "Many labs are starting: yours is number 3 in line" in messages
+        codes = [f.result().status_code for f in spawns]
+        assert set(codes) <= {201, 202}, [f.result().text for f in spawns]
     for server in servers:
-        kube_hub.api("DELETE", f"/users/gus/servers/{server}")
-        wait_gone_or_stopped(kube_hub, "gus", server)
+        wait_ready(queue_hub, "gus", server)
+    assert time.monotonic() - started > 10, "the last lab must have waited past the timeout"
 
 
 def wait_gone_or_stopped(hub, user, server, timeout=15):
