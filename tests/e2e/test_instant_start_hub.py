@@ -18,7 +18,7 @@ from blabs_hub.demo.guest import READY_MARKER
 from blabs_hub.demo.seed import seed_demo
 from blabs_hub.hub.spawners.progress import stage_event
 from tests.harness import lab_dirs, wait_for
-from tests.lab.qmp_keys import type_text
+from tests.lab.qmp_keys import monitor_args, type_text
 
 pytestmark = pytest.mark.qemu
 
@@ -34,7 +34,7 @@ def hub(hub_factory, demo_image, tmp_path_factory):
         env={
             "BLABS_ACCEL": "tcg",
             # The test types into one lab at a time through this second QMP monitor.
-            "BLABS_QEMU_EXTRA_ARGS": f"-qmp unix:{monitor_dir}/keys.sock,server=on,wait=off",
+            "BLABS_QEMU_EXTRA_ARGS": monitor_args(monitor_dir / "keys.sock"),
         },
     )
     hub.keys = monitor_dir / "keys.sock"

@@ -19,6 +19,7 @@ from blabs_hub.catalog import Catalog
 from blabs_hub.demo.seed import seed_demo
 from tests.accounts import add_account
 from tests.harness import lab_dirs, off_the_loop, pid_alive
+from tests.lab.qmp_keys import monitor_args
 
 pytestmark = [pytest.mark.browser, pytest.mark.qemu]
 
@@ -33,7 +34,7 @@ def hub(hub_factory, demo_image, tmp_path_factory):
             "BLABS_ACCEL": "tcg",
             "BLABS_ACTIVITY_INTERVAL_SECONDS": "1",
             # A second QMP monitor for the test's own screendump; the launcher holds the first.
-            "BLABS_QEMU_EXTRA_ARGS": f"-qmp unix:{monitor_dir}/test.sock,server=on,wait=off",
+            "BLABS_QEMU_EXTRA_ARGS": monitor_args(monitor_dir / "test.sock"),
         }
     )
     hub.monitor = monitor_dir / "test.sock"

@@ -27,6 +27,11 @@ def keys_socket() -> Path:
     return Path(f"/tmp/blabs-keys-{secrets.token_hex(4)}.sock")
 
 
+def monitor_args(socket_path) -> str:
+    """``BLABS_QEMU_EXTRA_ARGS`` for a second, test-only QMP monitor at ``socket_path``."""
+    return f"-qmp unix:{socket_path},server=on,wait=off"
+
+
 def qcodes(char: str) -> list[str]:
     """QMP ``send-key`` qcodes for one character of a US keyboard."""
     if char in string.ascii_lowercase or char in string.digits:

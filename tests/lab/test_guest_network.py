@@ -17,7 +17,7 @@ import pytest
 from blabs_hub.demo.guest import READY_MARKER
 from tests.harness import pid_alive, wait_for
 from tests.lab.conftest import demo_lab_spec, serial
-from tests.lab.qmp_keys import keys_socket, type_text
+from tests.lab.qmp_keys import keys_socket, monitor_args, type_text
 
 pytestmark = pytest.mark.qemu
 
@@ -57,7 +57,7 @@ def netcheck(lab, demo_image, port: int, backend: str) -> str:
     run = lab(
         demo_lab_spec(demo_image, network="internet"),
         BLABS_LAB_NETWORK=backend,
-        BLABS_QEMU_EXTRA_ARGS=f"-qmp unix:{keys},server=on,wait=off",
+        BLABS_QEMU_EXTRA_ARGS=monitor_args(keys),
     )
     try:
         run.wait_stage("console-ready")

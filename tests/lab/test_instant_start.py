@@ -20,14 +20,14 @@ from blabs_hub.demo.guest import READY_MARKER
 from blabs_hub.lab.readystate import ReadyPaths, read_meta, read_save_status, template_status
 from tests.harness import wait_for
 from tests.lab.conftest import LabProcess, demo_lab_spec, serial, spec_json
-from tests.lab.qmp_keys import hmp, keys_socket, type_text
+from tests.lab.qmp_keys import hmp, keys_socket, monitor_args, type_text
 
 pytestmark = pytest.mark.qemu
 
 
 def start(spec, accel_cache, keys: Path | None = None, **env) -> LabProcess:
     if keys is not None:
-        env["BLABS_QEMU_EXTRA_ARGS"] = f"-qmp unix:{keys},server=on,wait=off"
+        env["BLABS_QEMU_EXTRA_ARGS"] = monitor_args(keys)
     return LabProcess(spec, env, accel_cache).start()
 
 

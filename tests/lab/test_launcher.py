@@ -12,8 +12,8 @@ import pytest
 
 from blabs_hub.demo.guest import READY_MARKER
 from tests.harness import pid_alive, wait_for
-from tests.lab.conftest import spec_json
-from tests.lab.qmp_keys import screendump, type_text
+from tests.lab.conftest import serial, spec_json
+from tests.lab.qmp_keys import keys_socket, monitor_args, screendump, type_text
 
 pytestmark = pytest.mark.qemu
 
@@ -55,12 +55,12 @@ def test_launcher_boots_the_demo_guest_to_console_ready(lab, demo_spec):
 
 
 def test_demo_guest_shell_takes_typed_input_that_lands_in_the_serial_log(lab, demo_spec, tmp_path):
-    keys = Path(f"/tmp/blabs-keys-{secrets.token_hex(4)}.sock")
-    run = lab(demo_spec, BLABS_QEMU_EXTRA_ARGS=f"-qmp unix:{keys},server=on,wait=off")
+    keys = keys_socket()
+    run = lab(demo_spec, BLABS_QEMU_EXTRA_ARGS=monitor_args(keys))
     try:
         run.wait_stage("console-ready")
         wait_for(
-            lambda: READY_MARKER in run.paths.serial_log.read_text(errors="replace"),
+            lambda: READY_MARKER in serial(run),
             60,
             "the demo guest did not reach its shell",
         )
@@ -68,7 +68,7 @@ def test_demo_guest_shell_takes_typed_input_that_lands_in_the_serial_log(lab, de
         marker = f"blabs-{secrets.token_hex(4)}"
         asyncio.run(type_text(keys, f"echo {marker} > /dev/ttyS0\n"))
         wait_for(
-            lambda: marker in run.paths.serial_log.read_text(errors="replace"),
+            lambda: marker in serial(run),
             20,
             "the typed line did not reach the serial log",
         )
