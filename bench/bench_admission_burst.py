@@ -112,7 +112,7 @@ def run(name, fake, kubeconfig, extra, env, users, max_vms, per_user, pod_delay)
     )
     hub = RunningHub(root, extra, hub_env)
     hub.data_dir.mkdir(parents=True, exist_ok=True)
-    seed_catalog(f"sqlite:///{hub.data_dir / 'blabs.sqlite'}", [dict(slug="lab", title="Lab")])
+    seed_catalog(hub.catalog_url, [dict(slug="lab", title="Lab")])
     hub.start()
     try:
         names = [f"u{i}" for i in range(users)]

@@ -121,7 +121,7 @@ def main(argv=None) -> int:
         )
         hub = RunningHub(root / "hub", CONFIG, env)
         hub.data_dir.mkdir(parents=True, exist_ok=True)
-        db_url = f"sqlite:///{hub.data_dir / 'blabs.sqlite'}"
+        db_url = hub.catalog_url
         seed_catalog(db_url, [dict(slug="lab", title="Lab", max_session_minutes=600)])
         hub.start()
         try:

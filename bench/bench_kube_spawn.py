@@ -61,7 +61,7 @@ def run(name: str, fake: FakeKube, kubeconfig: Path, extra: str, spawns: int, wo
     root = Path(tempfile.mkdtemp(prefix=f"bench-kube-{name}-"))
     hub = RunningHub(root, extra, kube_hub_env(kubeconfig, BLABS_PER_USER_VM_LIMIT="100"))
     hub.data_dir.mkdir(parents=True, exist_ok=True)
-    seed_catalog(f"sqlite:///{hub.data_dir / 'blabs.sqlite'}", [dict(slug="lab", title="Lab")])
+    seed_catalog(hub.catalog_url, [dict(slug="lab", title="Lab")])
     hub.start()
     try:
         users = [f"{name}-{i}" for i in range(spawns)]

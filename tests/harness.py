@@ -23,6 +23,9 @@ from pathlib import Path
 
 import requests
 
+from blabs_hub.catalog import Catalog
+from blabs_hub.demo.seed import seed_demo
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
@@ -258,6 +261,21 @@ class RunningHub:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    # --- its catalog -------------------------------------------------------------------------
+
+    @property
+    def catalog_url(self) -> str:
+        """The hub's catalog database: SQLite in its data folder (the default)."""
+        return f"sqlite:///{self.data_dir / 'blabs.sqlite'}"
+
+    def seed_demo(self, demo_image: Path, **template) -> None:
+        """Put the demo image and its template (``template`` overrides fields) in the catalog."""
+        catalog = Catalog(self.catalog_url)
+        try:
+            seed_demo(catalog, self.data_dir / "images", demo_image, **template)
+        finally:
+            catalog.dispose()
 
     # --- clients -----------------------------------------------------------------------------
 

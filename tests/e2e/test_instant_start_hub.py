@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from blabs_hub.catalog import Catalog
 from blabs_hub.demo.guest import READY_MARKER
-from blabs_hub.demo.seed import seed_demo
 from blabs_hub.hub.spawners.progress import stage_event
 from tests.harness import lab_dirs, wait_for
 from tests.lab.qmp_keys import monitor_args, type_text
@@ -39,9 +37,7 @@ def hub(hub_factory, demo_image, tmp_path_factory):
     )
     hub.keys = monitor_dir / "keys.sock"
     hub.start()
-    seed_demo(
-        Catalog(f"sqlite:///{hub.data_dir}/blabs.sqlite"), hub.data_dir / "images", demo_image
-    )
+    hub.seed_demo(demo_image)
     return hub
 
 

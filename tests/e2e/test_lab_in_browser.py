@@ -15,8 +15,6 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
-from blabs_hub.catalog import Catalog
-from blabs_hub.demo.seed import seed_demo
 from tests.accounts import add_account
 from tests.harness import lab_dirs, off_the_loop, pid_alive
 from tests.lab.qmp_keys import monitor_args
@@ -39,9 +37,7 @@ def hub(hub_factory, demo_image, tmp_path_factory):
     )
     hub.monitor = monitor_dir / "test.sock"
     hub.start()
-    seed_demo(
-        Catalog(f"sqlite:///{hub.data_dir}/blabs.sqlite"), hub.data_dir / "images", demo_image
-    )
+    hub.seed_demo(demo_image)
     return hub
 
 

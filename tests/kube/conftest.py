@@ -95,7 +95,7 @@ def kube_hub(hub_factory, kubeconfig):
     """A real hub (and its proxy and blabs service) whose labs are pods in the fake API."""
     hub = hub_factory.create(kube_hub_config(), env=kube_hub_env(kubeconfig))
     hub.data_dir.mkdir(parents=True, exist_ok=True)
-    seed_catalog(f"sqlite:///{hub.data_dir / 'blabs.sqlite'}")
+    seed_catalog(hub.catalog_url)
     hub.start()
     yield hub
     hub.stop()

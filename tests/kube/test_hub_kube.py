@@ -146,7 +146,7 @@ def queue_hub(hub_factory, kubeconfig):
         env=kube_hub_env(kubeconfig, BLABS_PER_USER_VM_LIMIT="10"),
     )
     hub.data_dir.mkdir(parents=True, exist_ok=True)
-    seed_catalog(f"sqlite:///{hub.data_dir / 'blabs.sqlite'}")
+    seed_catalog(hub.catalog_url)
     hub.start()
     yield hub
     hub.stop()

@@ -2,9 +2,6 @@
 
 import time
 
-from blabs_hub.catalog import Catalog
-from blabs_hub.demo.seed import seed_demo
-
 TEMPLATE = "demo-linux"
 
 
@@ -12,9 +9,7 @@ def seeded_hub(hub_factory, demo_image, env: dict | None = None):
     hub = hub_factory.start(
         env={"BLABS_ACCEL": "tcg", "BLABS_ACTIVITY_INTERVAL_SECONDS": "1", **(env or {})}
     )
-    catalog = Catalog(f"sqlite:///{hub.data_dir}/blabs.sqlite")
-    seed_demo(catalog, hub.data_dir / "images", demo_image)
-    catalog.dispose()
+    hub.seed_demo(demo_image)
     return hub
 
 

@@ -12,8 +12,6 @@ import time
 import pytest
 import requests
 
-from blabs_hub.catalog import Catalog
-from blabs_hub.demo.seed import seed_demo
 from tests.console.parts import key_press, open_session
 from tests.harness import lab_dirs
 from tests.limits.helpers import server_model, set_limits, start, wait_ready
@@ -31,10 +29,8 @@ def hub(hub_factory, demo_image):
             "BLABS_SESSION_WARNING_MINUTES": "5",
         }
     )
-    catalog = Catalog(f"sqlite:///{hub.data_dir}/blabs.sqlite")
     # A 5-minute session with a 5-minute warning: the banner is due at once.
-    seed_demo(catalog, hub.data_dir / "images", demo_image, max_session_minutes=5)
-    catalog.dispose()
+    hub.seed_demo(demo_image, max_session_minutes=5)
     return hub
 
 

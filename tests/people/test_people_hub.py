@@ -19,7 +19,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from blabs_hub.catalog import Catalog
 from blabs_hub.cli import main as cli_main
-from blabs_hub.demo.seed import seed_demo
 from tests.accounts import add_account
 from tests.e2e.test_lab_in_browser import PASSWORD, sign_in
 
@@ -35,8 +34,8 @@ def hub(hub_factory, demo_image):
         extra_config='c.Authenticator.admin_users = {"admin", "root"}\n',
         env={"BLABS_ACCEL": "tcg", "BLABS_ACTIVITY_INTERVAL_SECONDS": "1"},
     )
-    hub.catalog = Catalog(f"sqlite:///{hub.data_dir}/blabs.sqlite")
-    seed_demo(hub.catalog, hub.data_dir / "images", demo_image)
+    hub.catalog = Catalog(hub.catalog_url)
+    hub.seed_demo(demo_image)
     for name in ("ada", "bob", "ines"):
         hub.__dict__[f"{name}_token"] = add_account(hub, name, PASSWORD)
     assert hub.api("POST", "/groups/instructors").status_code in (201, 409)
@@ -237,13 +236,7 @@ def test_bundle_round_trip_to_another_hub(hub, hub_factory, demo_image, tmp_path
     assert "missing image: demo-linux.qcow2" in capsys.readouterr().err
     assert other.service_api("GET", "/templates").json()["templates"] == []
 
-    seed_demo(
-        Catalog(f"sqlite:///{other.data_dir}/blabs.sqlite"),
-        other.data_dir / "images",
-        demo_image,
-        slug="local-one",
-        title="Local one",
-    )
+    other.seed_demo(demo_image, slug="local-one", title="Local one")
     assert cli_main([*other_url, "bundle", "import", str(out)]) == 0
     again = tmp_path / "again.yaml"
     assert cli_main([*other_url, "bundle", "export", "--templates", SLUG, "-o", str(again)]) == 0
